@@ -1,0 +1,52 @@
+"""Training sections shared by the stage configs (the model sections live in `configs/common.py`).
+
+`add_training(config, ...)` adds `seed`, `multihost`, `mesh`, `optimizer`, `train`, `data` and
+`dependencies` to a stage config; fields are documented in `lead_jax/train/common.py` (optimiser,
+loop) and `lead_jax/data` (data). The defaults are MLD's recipe (reference §2.6, §3.3): AdamW
+lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight decay 0.01, constant rate, no clipping, fp32, no EMA.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def optimizer_config(learning_rate: float = 1e-4) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict({
+      "learning_rate": learning_rate, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 0.01,
+      "schedule": "constant", "warmup_steps": 0, "decay_steps": 0, "end_lr_factor": 0.0,
+      "grad_clip_norm": 0.0, "grad_accum_steps": 1})
+
+
+def train_loop_config(num_steps: int) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict({
+      "num_steps": num_steps, "log_every": 50, "checkpoint_every": 2000, "eval_every": 0,
+      "eval_batches": 8, "max_to_keep": 3, "best_metric": "", "best_mode": "min", "ema_decay": 0.0,
+      "compute_dtype": "float32", "resume": True, "progress": True, "async_checkpoint": False})
+
+
+def data_config(data_dir: str = "", builder: str = "humanml3d", batch_size: int = 64,
+                max_len: int = 196) -> ml_collections.ConfigDict:
+  """Fields read by `lead_jax.data.make_train_stream` (see that module for their meaning)."""
+  return ml_collections.ConfigDict({
+      "dir": data_dir, "builder": builder, "backend": "numpy", "batch_size": batch_size,
+      "split": "train", "eval_split": "test", "min_len": 40, "max_len": max_len,
+      "unit_length": 4, "max_clip_len": None, "shuffle_buffer": 0, "prefetch": 2,
+      "text_cache_dir": None})
+
+
+def add_training(config: ml_collections.ConfigDict, *, num_steps: int, batch_size: int,
+                 data_dir: str = "", builder: str = "humanml3d", max_len: int = 196,
+                 learning_rate: float = 1e-4) -> ml_collections.ConfigDict:
+  """Adds the training sections to a stage config built by `configs.common.base_config`."""
+  config.seed = 0
+  config.multihost = False
+  config.mesh = ml_collections.ConfigDict({"shape": (-1,), "axis_names": ("data",)})
+  config.optimizer = optimizer_config(learning_rate)
+  config.train = train_loop_config(num_steps)
+  config.data = data_config(data_dir, builder, batch_size, max_len)
+  # Workdirs of the stages this one depends on, and which weights to take from them.
+  config.dependencies = ml_collections.ConfigDict({
+      "vae_workdir": "", "denoiser_workdir": "", "params_item": "params",
+      "text_encoder_path": ""})  # CLIP model directory (MiniLM needs none)
+  return config

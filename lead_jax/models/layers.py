@@ -1,0 +1,303 @@
+"""Transformer building blocks with MLD's (PyTorch) numerics, in Flax Linen.
+
+Everything here is batch-first (`[B, T, d]`), whereas MLD's PyTorch code is sequence-first.
+
+Layers are post-norm (`x = LN(x + Drop(sublayer(x)))`) with exact (erf) GELU and LayerNorm eps 1e-5,
+as `mld/models/operator/cross_attention.py`. Attention follows `torch.nn.MultiheadAttention`: scale
+`1/sqrt(d/H)`, dropout on the attention probabilities; its packed `in_proj_weight` is stored here
+as three `DenseGeneral` kernels `query/key/value` of shape `[d, H, d/H]` and `out_proj` as `out`
+with kernel `[H, d/H, d]` (see `lead_jax/convert/mld_ckpt.py`).
+
+Masks: every `mask` argument here is `[B, T]` with **True = valid token (attend to it)**. PyTorch's
+`key_padding_mask` is the opposite (True = ignore): MLD's `src_key_padding_mask=~aug_mask` is our
+`mask=aug_mask`. Masked keys get the most negative float before the softmax, so padded tokens have
+exactly zero weight and valid tokens' outputs do not depend on padded content.
+
+Initialisation matches MLD's: inside the skip stacks every >1-dim weight is xavier-uniform (packed
+in-projection counted as one `[3d, d]` matrix), attention biases are zero, other Linear biases are
+PyTorch's default `U(+-1/sqrt(fan_in))`, LayerNorm is ones/zeros; `LearnedPositionEmbedding` is
+`U(0, 1)`. `torch_linear_init` gives PyTorch's default Linear init for layers outside the stacks.
+
+Dropout is active when `deterministic=False` and then needs the `'dropout'` PRNG stream.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from lead_jax.errors import InputError
+
+Array = jax.Array
+Initializer = Callable[..., Array]
+
+LAYER_NORM_EPS = 1e-5
+
+# xavier_uniform on the packed (3d, d) in-projection: variance 2 / (d + 3d) = 0.5 / d.
+# (DenseGeneral initialises its kernel in the flattened 2-D shape, then reshapes.)
+_in_proj_init = nn.initializers.variance_scaling(0.5, "fan_avg", "uniform")
+_out_proj_init = nn.initializers.xavier_uniform()
+_xavier = nn.initializers.xavier_uniform()
+# PyTorch nn.Linear default weight init: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)).
+torch_linear_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def torch_bias_init(fan_in: int) -> Initializer:
+  """PyTorch nn.Linear default bias init `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`."""
+  bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+class _DenseTorchBias(nn.Module):
+  """Linear layer `[..., in] -> [..., features]` with PyTorch's default bias init."""
+  features: int
+  use_bias: bool
+  kernel_init: Initializer
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+    y = jnp.dot(x, kernel)
+    if self.use_bias:
+      y = y + self.param("bias", torch_bias_init(x.shape[-1]), (self.features,), jnp.float32)
+    return y
+
+
+def dense(features: int, name: str | None = None, *, xavier: bool = False, use_bias: bool = True):
+  """A Linear layer with PyTorch's bias init; kernel xavier-uniform (skip stacks) or PyTorch default."""
+  return _DenseTorchBias(features, use_bias, _xavier if xavier else torch_linear_kernel_init, name=name)
+
+
+def layer_norm(name: str | None = None) -> nn.LayerNorm:
+  return nn.LayerNorm(epsilon=LAYER_NORM_EPS, name=name)
+
+
+class MultiHeadAttention(nn.Module):
+  """`torch.nn.MultiheadAttention` semantics: `[B, Tq, d]` x `[B, Tk, d]` -> `[B, Tq, d]`."""
+  num_heads: int
+  dropout: float = 0.0
+
+  @nn.compact
+  def __call__(self, query: Array, memory: Array, mask: Array | None = None,
+               deterministic: bool = True) -> Array:
+    d = query.shape[-1]
+    if d % self.num_heads:
+      raise InputError(f"attention width {d} is not divisible by num_heads={self.num_heads}")
+    head_dim = d // self.num_heads
+    proj = lambda name: nn.DenseGeneral((self.num_heads, head_dim), kernel_init=_in_proj_init,
+                                        bias_init=nn.initializers.zeros, name=name)
+    q = proj("query")(query) / math.sqrt(head_dim)
+    k = proj("key")(memory)
+    v = proj("value")(memory)
+    logits = jnp.einsum("bqhc,bkhc->bhqk", q, k)
+    if mask is not None:
+      logits = jnp.where(mask[:, None, None, :], logits, jnp.finfo(logits.dtype).min)
+    weights = jax.nn.softmax(logits, axis=-1)
+    weights = nn.Dropout(self.dropout)(weights, deterministic=deterministic)
+    out = jnp.einsum("bhqk,bkhc->bqhc", weights, v)
+    return nn.DenseGeneral(d, axis=(-2, -1), kernel_init=_out_proj_init,
+                           bias_init=nn.initializers.zeros, name="out")(out)
+
+
+def _feed_forward(x: Array, ff_size: int, dropout: float, deterministic: bool) -> Array:
+  """`linear2(Drop(GELU(linear1(x))))` with exact GELU; call inside a compact method."""
+  h = dense(ff_size, "linear1", xavier=True)(x)
+  h = nn.Dropout(dropout)(jax.nn.gelu(h, approximate=False), deterministic=deterministic)
+  return dense(x.shape[-1], "linear2", xavier=True)(h)
+
+
+class TransformerEncoderLayer(nn.Module):
+  """Post-norm self-attention layer: `[B, T, d]`, `mask [B, T]` (True = valid) -> `[B, T, d]`."""
+  num_heads: int = 4
+  ff_size: int = 1024
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, x: Array, mask: Array | None = None, deterministic: bool = True) -> Array:
+    drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=deterministic)
+    attn = MultiHeadAttention(self.num_heads, self.dropout, name="self_attn")(x, x, mask, deterministic)
+    x = layer_norm("norm1")(x + drop(attn))
+    ff = _feed_forward(x, self.ff_size, self.dropout, deterministic)
+    return layer_norm("norm2")(x + drop(ff))
+
+
+class TransformerDecoderLayer(nn.Module):
+  """Post-norm decoder layer: self-attention (masked by `mask`), cross-attention to `memory`, FFN.
+
+  `x [B, T, d]`, `memory [B, S, d]`, `mask [B, T]` (True = valid), `memory_mask [B, S]` -> `[B, T, d]`.
+  """
+  num_heads: int = 4
+  ff_size: int = 1024
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, x: Array, memory: Array, mask: Array | None = None,
+               memory_mask: Array | None = None, deterministic: bool = True) -> Array:
+    drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=deterministic)
+    attn = MultiHeadAttention(self.num_heads, self.dropout, name="self_attn")(x, x, mask, deterministic)
+    x = layer_norm("norm1")(x + drop(attn))
+    cross = MultiHeadAttention(self.num_heads, self.dropout, name="multihead_attn")(
+        x, memory, memory_mask, deterministic)
+    x = layer_norm("norm2")(x + drop(cross))
+    ff = _feed_forward(x, self.ff_size, self.dropout, deterministic)
+    return layer_norm("norm3")(x + drop(ff))
+
+
+def _check_odd(num_layers: int) -> None:
+  if num_layers < 1 or num_layers % 2 == 0:
+    raise InputError(f"skip transformer needs an odd num_layers >= 1, found {num_layers}")
+
+
+class SkipTransformerEncoder(nn.Module):
+  """MLD's U-Net-like encoder: (n-1)/2 input blocks, a middle block, (n-1)/2 output blocks each fed
+  `Linear(2d -> d)(concat[x, skip])` with skips popped LIFO, then a final LayerNorm.
+
+  `[B, T, d]`, `mask [B, T]` (True = valid) -> `[B, T, d]`.
+  """
+  num_layers: int = 9
+  num_heads: int = 4
+  ff_size: int = 1024
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, x: Array, mask: Array | None = None, deterministic: bool = True) -> Array:
+    _check_odd(self.num_layers)
+    half = (self.num_layers - 1) // 2
+    layer = lambda name: TransformerEncoderLayer(self.num_heads, self.ff_size, self.dropout, name=name)
+    skips = []
+    for i in range(half):
+      x = layer(f"input_blocks_{i}")(x, mask, deterministic)
+      skips.append(x)
+    x = layer("middle_block")(x, mask, deterministic)
+    for i in range(half):
+      x = dense(x.shape[-1], f"linear_blocks_{i}", xavier=True)(jnp.concatenate([x, skips.pop()], -1))
+      x = layer(f"output_blocks_{i}")(x, mask, deterministic)
+    return layer_norm("norm")(x)
+
+
+class SkipTransformerDecoder(nn.Module):
+  """Skip stack of `TransformerDecoderLayer`s, as `SkipTransformerEncoder` (final LayerNorm).
+
+  `x [B, T, d]`, `memory [B, S, d]`, `mask [B, T]`, `memory_mask [B, S]` (True = valid) -> `[B, T, d]`.
+  """
+  num_layers: int = 9
+  num_heads: int = 4
+  ff_size: int = 1024
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, x: Array, memory: Array, mask: Array | None = None,
+               memory_mask: Array | None = None, deterministic: bool = True) -> Array:
+    _check_odd(self.num_layers)
+    half = (self.num_layers - 1) // 2
+    layer = lambda name: TransformerDecoderLayer(self.num_heads, self.ff_size, self.dropout, name=name)
+    skips = []
+    for i in range(half):
+      x = layer(f"input_blocks_{i}")(x, memory, mask, memory_mask, deterministic)
+      skips.append(x)
+    x = layer("middle_block")(x, memory, mask, memory_mask, deterministic)
+    for i in range(half):
+      x = dense(x.shape[-1], f"linear_blocks_{i}", xavier=True)(jnp.concatenate([x, skips.pop()], -1))
+      x = layer(f"output_blocks_{i}")(x, memory, mask, memory_mask, deterministic)
+    return layer_norm("norm")(x)
+
+
+class TransformerEncoder(nn.Module):
+  """Plain stack of post-norm encoder layers (no final norm: each layer already ends in one)."""
+  num_layers: int = 9
+  num_heads: int = 4
+  ff_size: int = 1024
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, x: Array, mask: Array | None = None, deterministic: bool = True) -> Array:
+    for i in range(self.num_layers):
+      x = TransformerEncoderLayer(self.num_heads, self.ff_size, self.dropout, name=f"layers_{i}")(
+          x, mask, deterministic)
+    return x
+
+
+class LearnedPositionEmbedding(nn.Module):
+  """MLD `PositionEmbeddingLearned1D`: `x [B, T, d] + pe[:T]`, `pe [max_len, d] ~ U(0, 1)`."""
+  max_len: int = 500
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    pe = self.param("pe", nn.initializers.uniform(1.0), (self.max_len, x.shape[-1]), jnp.float32)
+    if x.shape[-2] > self.max_len:
+      raise InputError(f"sequence of {x.shape[-2]} tokens exceeds the position embedding's "
+                       f"max_len={self.max_len}")
+    return x + pe[: x.shape[-2]]
+
+
+def sinusoidal_positions(length: int, dim: int, max_period: float = 10000.0) -> Array:
+  """Fixed transformer encoding `[length, dim]`: even channels sin, odd channels cos."""
+  pos = jnp.arange(length, dtype=jnp.float32)[:, None]
+  freqs = jnp.exp(-math.log(max_period) * jnp.arange(0, dim, 2, dtype=jnp.float32) / dim)
+  pe = jnp.zeros((length, dim), jnp.float32)
+  pe = pe.at[:, 0::2].set(jnp.sin(pos * freqs))
+  return pe.at[:, 1::2].set(jnp.cos(pos * freqs[: dim // 2]))
+
+
+class SinusoidalPositionEncoding(nn.Module):
+  """Adds the fixed sinusoidal encoding: `x [B, T, d]` -> `x + pe[:T]` (no parameters)."""
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    return x + sinusoidal_positions(x.shape[-2], x.shape[-1]).astype(x.dtype)
+
+
+def timestep_embedding(t: Array, dim: int, flip_sin_to_cos: bool = True, freq_shift: float = 0.0,
+                       max_period: float = 10000.0) -> Array:
+  """diffusers `get_timestep_embedding`: `t [B]` -> `[B, dim]` float32.
+
+  `freqs = exp(-ln(max_period) * arange(dim//2) / (dim//2 - freq_shift))`, `[sin(t f), cos(t f)]`,
+  swapped to `[cos, sin]` when `flip_sin_to_cos`; odd `dim` is zero-padded.
+  """
+  half = dim // 2
+  freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / (half - freq_shift))
+  args = jnp.asarray(t, jnp.float32)[:, None] * freqs[None]
+  sin, cos = jnp.sin(args), jnp.cos(args)
+  emb = jnp.concatenate([cos, sin] if flip_sin_to_cos else [sin, cos], axis=-1)
+  if dim % 2:
+    emb = jnp.pad(emb, ((0, 0), (0, 1)))
+  return emb
+
+
+def guidance_scale_embedding(w: Array, dim: int = 256) -> Array:
+  """MotionLCM's guidance-scale embedding: `w [B]` -> `[B, dim]`, `[sin, cos]` of `1000 w`."""
+  return timestep_embedding(jnp.asarray(w, jnp.float32) * 1000.0, dim, flip_sin_to_cos=False,
+                            freq_shift=1.0)
+
+
+class TimestepEmbedding(nn.Module):
+  """diffusers `TimestepEmbedding`: `Linear(C -> out) -> SiLU -> Linear(out -> out)`.
+
+  With `cond_proj_dim` (MotionLCM), `cond [B, cond_proj_dim]` is mapped by a zero-initialised,
+  bias-free `cond_proj` Linear and added to the input first.
+  """
+  features: int = 256
+  cond_proj_dim: int | None = None
+
+  @nn.compact
+  def __call__(self, sample: Array, cond: Array | None = None) -> Array:
+    if self.cond_proj_dim is not None:
+      if cond is None:
+        raise InputError("this TimestepEmbedding has cond_proj: pass the guidance embedding `cond`")
+      sample = sample + _DenseTorchBias(sample.shape[-1], False, nn.initializers.zeros,
+                                        name="cond_proj")(cond)
+    h = dense(self.features, "linear_1")(sample)
+    return dense(self.features, "linear_2")(nn.silu(h))
+
+
+def count_params(tree: Any) -> int:
+  """Number of scalars in a pytree of arrays or `ShapeDtypeStruct`s."""
+  return int(sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(tree)))

@@ -1,0 +1,354 @@
+"""The HumanML3D (`t2m`, 22 SMPL joints) and KIT-ML (`kit`, 21 joints) skeletons, FK and IK.
+
+Constants follow HumanML3D's `paramUtil.py` and `motion_representation.ipynb` (reference.md §7.1).
+
+Rotation semantics. HumanML3D walks each kinematic chain starting from the *root* rotation, also
+for chains that start at another joint (the arms start at spine3): the local rotation of the
+first joint of such a chain (t2m: collars 13, 14; kit: shoulders 5, 8) is relative to the root,
+not to its positional parent. `SkeletonSpec.rotation_parents` records this (`parents` is the
+positional tree). `inverse_kinematics` produces, and `forward_kinematics(..., skeleton)` consumes,
+local rotations with these semantics, as do the 6D features.
+
+Example:
+  skel = get_skeleton("t2m")
+  quats = inverse_kinematics(joints, skel)                       # [T, 22, 4]
+  offsets = get_offsets(joints[0], skel)                         # [22, 3]
+  again = forward_kinematics(quats, joints[:, 0], offsets, skel)  # [T, 22, 3] ~= joints
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lead_jax.errors import InputError
+from lead_jax.motion import rotations
+
+Array = jax.Array
+
+# Offsets of HumanML3D's target skeleton: `get_offsets` of the first frame of clip 000021's joints
+# (`skeleton_example_h3d.npy[:22]`), computed in float32 as HumanML3D does. Every clip is rescaled
+# to these bone lengths before feature extraction.
+T2M_TARGET_OFFSETS = np.array([
+    [0.0, 0.0, 0.0],
+    [0.10307397, 0.0, 0.0],
+    [-0.10988337, 0.0, 0.0],
+    [0.0, 0.13156824, 0.0],
+    [0.0, -0.39362320, 0.0],
+    [0.0, -0.39018822, 0.0],
+    [0.0, 0.14319022, 0.0],
+    [0.0, -0.43243307, 0.0],
+    [0.0, -0.42564335, 0.0],
+    [0.0, 0.057364736, 0.0],
+    [0.0, 0.0, 0.14338182],
+    [0.0, 0.0, 0.14941907],
+    [0.0, 0.21936006, 0.0],
+    [0.13748677, 0.0, 0.0],
+    [-0.14338283, 0.0, 0.0],
+    [0.0, 0.0, 0.10303922],
+    [0.0, -0.13161404, 0.0],
+    [0.0, -0.12298438, 0.0],
+    [0.0, -0.25683999, 0.0],
+    [0.0, -0.26309174, 0.0],
+    [0.0, -0.26601171, 0.0],
+    [0.0, -0.26987639, 0.0],
+], dtype=np.float32)
+T2M_TARGET_OFFSETS.setflags(write=False)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SkeletonSpec:
+  """A skeleton's constants. Instances from `get_skeleton` are singletons, hashable by identity
+  (usable as static jit arguments)."""
+  name: str
+  joints_num: int
+  joint_names: tuple[str, ...]
+  parents: tuple[int, ...]            # positional parent, -1 for the root
+  rotation_parents: tuple[int, ...]   # whose global rotation a joint's local rotation composes with
+  kinematic_chain: tuple[tuple[int, ...], ...]
+  raw_offsets: np.ndarray             # [J, 3] unit bone directions in the rest pose
+  fid_l: tuple[int, ...]              # left foot joints (ankle, toe) for contacts
+  fid_r: tuple[int, ...]
+  face_joint_indx: tuple[int, int, int, int]  # r_hip, l_hip, r_shoulder, l_shoulder
+  l_idx1: int                         # the two leg joints whose bone lengths give the scale
+  l_idx2: int
+  feature_dim: int
+  fps: float
+  foot_contact_threshold: float
+  example_skeleton_id: str
+  left_right_pairs: tuple[tuple[int, int], ...]  # (left, right) joint pairs swapped by mirroring
+  target_offsets: np.ndarray | None   # [J, 3] offsets of the example skeleton, None if unknown
+
+  @property
+  def mirror_permutation(self) -> np.ndarray:
+    """[J] index array: joint j of a mirrored pose comes from joint `perm[j]`."""
+    perm = np.arange(self.joints_num)
+    for left, right in self.left_right_pairs:
+      perm[left], perm[right] = right, left
+    return perm
+
+
+def _parents_from_chain(chain, joints_num: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  parents = [-1] * joints_num
+  rot_parents = [-1] * joints_num
+  for c in chain:
+    for i in range(1, len(c)):
+      parents[c[i]] = c[i - 1]
+      rot_parents[c[i]] = c[i - 1] if i > 1 else 0  # chains start from the root's rotation
+  return tuple(parents), tuple(rot_parents)
+
+
+def _frozen(a) -> np.ndarray:
+  a = np.asarray(a, dtype=np.float32)
+  a.setflags(write=False)
+  return a
+
+
+_T2M_CHAIN = ((0, 2, 5, 8, 11), (0, 1, 4, 7, 10), (0, 3, 6, 9, 12, 15), (9, 14, 17, 19, 21),
+              (9, 13, 16, 18, 20))
+_T2M_RAW = [[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, -1, 0], [0, 1, 0],
+            [0, -1, 0], [0, -1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [0, 1, 0], [1, 0, 0],
+            [-1, 0, 0], [0, 0, 1], [0, -1, 0], [0, -1, 0], [0, -1, 0], [0, -1, 0], [0, -1, 0],
+            [0, -1, 0]]
+_T2M_NAMES = ("pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+              "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
+              "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
+              "left_elbow", "right_elbow", "left_wrist", "right_wrist")
+
+_KIT_CHAIN = ((0, 11, 12, 13, 14, 15), (0, 16, 17, 18, 19, 20), (0, 1, 2, 3, 4), (3, 5, 6, 7),
+              (3, 8, 9, 10))
+_KIT_RAW = [[0, 0, 0], [0, 1, 0], [0, 1, 0], [0, 1, 0], [0, 1, 0], [1, 0, 0], [0, -1, 0],
+            [0, -1, 0], [-1, 0, 0], [0, -1, 0], [0, -1, 0], [1, 0, 0], [0, -1, 0], [0, -1, 0],
+            [0, 0, 1], [0, 0, 1], [-1, 0, 0], [0, -1, 0], [0, -1, 0], [0, 0, 1], [0, 0, 1]]
+# KIT-ML / MMM joints: root, pelvis, torso, lower and upper neck, arms, legs (MMM names in brackets).
+_KIT_NAMES = ("root", "pelvis", "torso", "lower_neck", "head", "right_shoulder", "right_elbow",
+              "right_wrist", "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee",
+              "right_ankle", "right_midfoot", "right_toe", "left_hip", "left_knee", "left_ankle",
+              "left_midfoot", "left_toe")
+
+
+@functools.cache
+def get_skeleton(name: str) -> SkeletonSpec:
+  """The skeleton `"t2m"` (HumanML3D, 22 joints) or `"kit"` (KIT-ML, 21 joints)."""
+  if name in ("t2m", "humanml3d", "humanml"):
+    parents, rot_parents = _parents_from_chain(_T2M_CHAIN, 22)
+    return SkeletonSpec(
+        name="t2m", joints_num=22, joint_names=_T2M_NAMES, parents=parents,
+        rotation_parents=rot_parents, kinematic_chain=_T2M_CHAIN, raw_offsets=_frozen(_T2M_RAW),
+        fid_l=(7, 10), fid_r=(8, 11), face_joint_indx=(2, 1, 17, 16), l_idx1=5, l_idx2=8,
+        feature_dim=263, fps=20.0, foot_contact_threshold=0.002, example_skeleton_id="000021",
+        left_right_pairs=((1, 2), (4, 5), (7, 8), (10, 11), (13, 14), (16, 17), (18, 19), (20, 21)),
+        target_offsets=T2M_TARGET_OFFSETS)
+  if name in ("kit", "kit-ml", "kit_ml"):
+    parents, rot_parents = _parents_from_chain(_KIT_CHAIN, 21)
+    return SkeletonSpec(
+        name="kit", joints_num=21, joint_names=_KIT_NAMES, parents=parents,
+        rotation_parents=rot_parents, kinematic_chain=_KIT_CHAIN, raw_offsets=_frozen(_KIT_RAW),
+        fid_l=(19, 20), fid_r=(14, 15), face_joint_indx=(11, 16, 5, 8), l_idx1=17, l_idx2=18,
+        feature_dim=251, fps=12.5, foot_contact_threshold=0.05, example_skeleton_id="03950_gt",
+        left_right_pairs=((8, 5), (9, 6), (10, 7), (16, 11), (17, 12), (18, 13), (19, 14), (20, 15)),
+        target_offsets=None)
+  raise InputError(f"unknown skeleton {name!r}: expected 't2m' (HumanML3D, 22 joints) or 'kit' (21 joints)")
+
+
+def resolve_skeleton(skeleton: str | SkeletonSpec) -> SkeletonSpec:
+  """A `SkeletonSpec` from a spec or a name."""
+  return skeleton if isinstance(skeleton, SkeletonSpec) else get_skeleton(skeleton)
+
+
+def skeleton_for_joints(joints_num: int) -> SkeletonSpec:
+  """The skeleton with `joints_num` joints (22 -> t2m, 21 -> kit)."""
+  for name in ("t2m", "kit"):
+    if get_skeleton(name).joints_num == joints_num:
+      return get_skeleton(name)
+  raise InputError(f"no skeleton with {joints_num} joints: expected 22 (t2m) or 21 (kit)")
+
+
+def _check_joints(joints, skel: SkeletonSpec, fn: str) -> Array:
+  joints = jnp.asarray(joints)
+  if joints.ndim < 2 or joints.shape[-2:] != (skel.joints_num, 3):
+    raise InputError(f"{fn}: joints must have shape [..., {skel.joints_num}, 3] for skeleton "
+                     f"{skel.name!r}, found {tuple(joints.shape)}")
+  if not jnp.issubdtype(joints.dtype, jnp.floating):
+    joints = joints.astype(jnp.float32)
+  return joints
+
+
+def _levels(parents: tuple[int, ...]) -> list[np.ndarray]:
+  """Joints grouped by depth in the tree `parents` (root excluded), shallowest first."""
+  depth = [0] * len(parents)
+  for j in range(len(parents)):
+    d, p = 0, parents[j]
+    while p >= 0:
+      d, p = d + 1, parents[p]
+      if d > len(parents):
+        raise InputError(f"parents {parents} contain a cycle")
+    depth[j] = d
+  return [np.array([j for j in range(len(parents)) if depth[j] == d], np.int32)
+          for d in range(1, max(depth) + 1)]
+
+
+def get_offsets(joints_frame0, skeleton: str | SkeletonSpec = "t2m") -> Array:
+  """Bone offsets of one pose: `|joint - parent| * raw_offset` per joint (HumanML3D `get_offsets_joints`).
+
+  Args:
+    joints_frame0: [..., J, 3] one pose (typically the first frame).
+  Returns:
+    [..., J, 3] offsets (row 0, the root, is zero).
+  """
+  skel = resolve_skeleton(skeleton)
+  joints = _check_joints(joints_frame0, skel, "get_offsets")
+  parents = np.array(skel.parents)
+  parents[0] = 0
+  bone = jnp.linalg.norm(joints - joints[..., parents, :], axis=-1, keepdims=True)
+  return bone * jnp.asarray(skel.raw_offsets, joints.dtype)
+
+
+def forward_kinematics_matrices(rotations_mat, root_pos, offsets, parents,
+                                rotation_parents=None) -> Array:
+  """FK from local rotation matrices [..., T, J, 3, 3]; see `forward_kinematics`."""
+  if isinstance(parents, SkeletonSpec):
+    parents, rotation_parents = parents.parents, parents.rotation_parents
+  parents = tuple(int(p) for p in parents)
+  rotation_parents = parents if rotation_parents is None else tuple(int(p) for p in rotation_parents)
+  rot = jnp.asarray(rotations_mat)
+  if not jnp.issubdtype(rot.dtype, jnp.floating):
+    rot = rot.astype(jnp.float32)
+  num = len(parents)
+  if rot.ndim < 3 or rot.shape[-3:] != (num, 3, 3):
+    raise InputError(f"forward_kinematics: local rotations must have shape [..., T, {num}, 3, 3] "
+                     f"(or quaternions [..., T, {num}, 4]), found {tuple(rot.shape)}")
+  root_pos = jnp.asarray(root_pos, rot.dtype)
+  offsets = jnp.asarray(offsets, rot.dtype)
+  if root_pos.shape[-1:] != (3,) or root_pos.shape[:-1] != rot.shape[:-3]:
+    raise InputError(f"forward_kinematics: root_pos must have shape {rot.shape[:-3] + (3,)}, "
+                     f"found {tuple(root_pos.shape)}")
+  if offsets.ndim < 2 or offsets.shape[-2:] != (num, 3):
+    raise InputError(f"forward_kinematics: offsets must have shape [{num}, 3] or [..., {num}, 3], "
+                     f"found {tuple(offsets.shape)}")
+  if offsets.ndim > 2:  # [..., J, 3] per clip: broadcast over time.
+    offsets = offsets[..., None, :, :]
+  global_rot = [None] * num
+  global_rot[0] = rot[..., 0, :, :]
+  for level in _levels(rotation_parents):
+    for j in level:
+      global_rot[j] = global_rot[rotation_parents[j]] @ rot[..., j, :, :]
+  global_rot = jnp.stack(global_rot, axis=-3)
+  bones = jnp.einsum("...jab,...jb->...ja", global_rot,
+                     jnp.broadcast_to(offsets, rot.shape[:-1]))
+  pos = [None] * num
+  pos[0] = root_pos
+  for level in _levels(parents):
+    for j in level:
+      pos[j] = pos[parents[j]] + bones[..., j, :]
+  return jnp.stack(pos, axis=-2)
+
+
+def forward_kinematics(rotations_quat, root_pos, offsets, parents, rotation_parents=None) -> Array:
+  """Joint positions from local rotations.
+
+  `G_j = G_{rotation_parents[j]} q_j` (G_root = q_root), `p_j = p_{parents[j]} + G_j offsets_j`.
+
+  Args:
+    rotations_quat: [..., T, J, 4] local rotations (root first: its global rotation).
+    root_pos: [..., T, 3].
+    offsets: [J, 3] or [..., J, 3] (one per clip) rest-pose bone vectors.
+    parents: tuple of J parent indices (-1 for the root), or a `SkeletonSpec`, which also sets
+      `rotation_parents` to HumanML3D's chain semantics (the right choice for the output of
+      `inverse_kinematics` and for 6D features).
+    rotation_parents: defaults to `parents` (ordinary tree FK, e.g. for BVH).
+  Returns:
+    [..., T, J, 3] joint positions.
+  """
+  q = jnp.asarray(rotations_quat)
+  if q.ndim < 2 or q.shape[-1] != 4:
+    raise InputError(f"forward_kinematics: rotations_quat must have shape [..., T, J, 4], found {tuple(q.shape)}")
+  return forward_kinematics_matrices(rotations.quaternion_to_matrix(q), root_pos, offsets,
+                                     parents, rotation_parents)
+
+
+@functools.lru_cache(maxsize=64)
+def gaussian_smoothing_matrix(length: int, sigma: float = 20.0, truncate: float = 4.0) -> np.ndarray:
+  """[T, T] matrix `M` with `M @ x == scipy.ndimage.gaussian_filter1d(x, sigma, axis=0, mode='nearest')`."""
+  radius = int(truncate * sigma + 0.5)
+  taps = np.arange(-radius, radius + 1)
+  weights = np.exp(-0.5 * (taps / sigma) ** 2)
+  weights /= weights.sum()
+  src = np.clip(np.arange(length)[:, None] + taps[None, :], 0, length - 1)
+  mat = np.zeros((length, length), np.float64)
+  np.add.at(mat, (np.repeat(np.arange(length), len(taps)), src.ravel()), np.tile(weights, length))
+  mat = mat.astype(np.float32)
+  mat.setflags(write=False)
+  return mat
+
+
+def gaussian_smooth_time(x, sigma: float = 20.0) -> Array:
+  """Gaussian filter along the time axis -2 of [..., T, C], edges extended ('nearest')."""
+  x = jnp.asarray(x)
+  mat = jnp.asarray(gaussian_smoothing_matrix(int(x.shape[-2]), float(sigma)), x.dtype)
+  return jnp.einsum("ts,...sc->...tc", mat, x, precision=jax.lax.Precision.HIGHEST)
+
+
+def _normalize(v: Array) -> Array:
+  n = jnp.sqrt(jnp.sum(v * v, axis=-1, keepdims=True))
+  return v / jnp.where(n > 0, n, 1.0)
+
+
+def facing_rotation(joints, skeleton: str | SkeletonSpec = "t2m", smooth_forward: bool = False,
+                    sigma: float = 20.0) -> Array:
+  """The yaw quaternions [..., T, 4] turning each frame's forward direction onto +Z, as HumanML3D IK.
+
+  Uses HumanML3D's IK across-vector, hip term reversed:
+  `across = (j[face[1]] - j[face[0]]) + (j[face[2]] - j[face[3]])`, `forward = Y × across`,
+  optionally Gaussian-smoothed over time (sigma 20, mode nearest). Frame 0 is *not* forced to the
+  identity here (`inverse_kinematics` does that).
+  """
+  skel = resolve_skeleton(skeleton)
+  joints = _check_joints(joints, skel, "facing_rotation")
+  r_hip_, l_hip_, sdr_r, sdr_l = skel.face_joint_indx
+  # HumanML3D unpacks the same list as (l_hip, r_hip, sdr_r, sdr_l) inside IK.
+  across = (joints[..., l_hip_, :] - joints[..., r_hip_, :]) + (joints[..., sdr_r, :] - joints[..., sdr_l, :])
+  across = _normalize(across)
+  up = jnp.asarray([0.0, 1.0, 0.0], joints.dtype)
+  forward = jnp.cross(jnp.broadcast_to(up, across.shape), across)
+  if smooth_forward:
+    forward = gaussian_smooth_time(forward, sigma)
+  forward = _normalize(forward)
+  return rotations.qbetween(forward, jnp.broadcast_to(jnp.asarray([0.0, 0.0, 1.0], joints.dtype), forward.shape))
+
+
+def inverse_kinematics(joints, skeleton: str | SkeletonSpec = "t2m", smooth_forward: bool = True) -> Array:
+  """Local joint rotations from positions, HumanML3D `Skeleton.inverse_kinematics_np` semantics.
+
+  Root: the facing rotation (`facing_rotation`, with the reversed hip term), frame 0 forced to the
+  identity. Joint j: `qinv(G_{rotation_parents[j]}) ⊗ qbetween(raw_offsets[j], unit bone j)`, where
+  the global rotation of every non-root joint is the shortest arc from its raw offset to its bone.
+
+  Args:
+    joints: [..., T, J, 3].
+    smooth_forward: Gaussian-smooth the forward direction over time (sigma 20). Note that the
+      HumanML3D function's own default is False; feature extraction uses True.
+  Returns:
+    [..., T, J, 4] local quaternions.
+  """
+  skel = resolve_skeleton(skeleton)
+  joints = _check_joints(joints, skel, "inverse_kinematics")
+  if joints.ndim < 3:
+    raise InputError(f"inverse_kinematics: joints must have shape [..., T, {skel.joints_num}, 3], "
+                     f"found {tuple(joints.shape)}")
+  root = facing_rotation(joints, skel, smooth_forward)
+  root = root.at[..., 0, :].set(jnp.asarray([1.0, 0.0, 0.0, 0.0], root.dtype))
+  parents = np.array(skel.parents)
+  parents[0] = 0
+  bones = _normalize(joints - joints[..., parents, :])
+  raw = jnp.broadcast_to(jnp.asarray(skel.raw_offsets, joints.dtype), bones.shape)
+  global_rot = rotations.qbetween(raw, bones)
+  global_rot = jnp.concatenate([root[..., None, :], global_rot[..., 1:, :]], axis=-2)
+  rot_parents = np.array(skel.rotation_parents)
+  rot_parents[0] = 0
+  local = rotations.qmul(rotations.qinv(global_rot[..., rot_parents, :]), global_rot)
+  return jnp.concatenate([root[..., None, :], local[..., 1:, :]], axis=-2)

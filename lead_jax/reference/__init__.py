@@ -1,0 +1,1 @@
+"""PyTorch re-statements of reference models (need `torch`), for parity tests and baselines."""

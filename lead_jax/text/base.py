@@ -1,0 +1,269 @@
+"""`TextEncoder`: one interface over frozen text towers (CLIP, MiniLM) for conditioning and inversion.
+
+The forward pass is split so textual inversion can feed its own input embeddings:
+
+  batch = encoder.tokenize(texts)                              # TokenBatch, fixed length L
+  emb = encoder.embed_tokens(params, batch.ids, extra)         # [B, L, D] lookup only
+  pooled, tokens = encoder.encode_embeddings(params, emb, batch)  # [B, E], [B, L, D_hidden]
+
+Both are pure functions of explicit `params` (the Flax parameter tree, without the `"params"`
+wrapper) and jittable. `encode(texts)` runs them jitted, in batches, and returns NumPy float32.
+
+Placeholder tokens (`add_tokens(["<dance-x>"])`) get ids `vocab_size, vocab_size + 1, ...`; their
+input embeddings are the rows of `extra_embeddings [K, D]` appended to the token table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lead_jax.errors import ConfigError, InputError
+
+
+@flax.struct.dataclass
+class TokenBatch:
+  """Tokenised prompts padded to a fixed length L.
+
+  Attributes:
+    ids: `[B, L]` int32 token ids.
+    attention_mask: `[B, L]` int32, 1 on real tokens (start/end tokens included), 0 on padding.
+    eos_index: `[B]` int32 position of the first end-of-sequence token (CLIP's pooling position;
+      BERT's `[SEP]`).
+  """
+  ids: Any
+  attention_mask: Any
+  eos_index: Any
+
+  @property
+  def shape(self) -> tuple[int, int]:
+    return tuple(self.ids.shape)
+
+
+def _bucket(length: int, max_length: int, smallest: int = 16) -> int:
+  """Smallest power of two >= `length` (at least `smallest`), capped at `max_length`."""
+  size = smallest
+  while size < length:
+    size *= 2
+  return min(size, max_length)
+
+
+class TextEncoder:
+  """A frozen text encoder: Flax module + parameters + tokenizer.
+
+  The module provides `encode(token_embeddings [B,L,D], attention_mask [B,L], eos_index [B])
+  -> (pooled [B,E], tokens [B,L,D_hidden])`; a subclass gives `_embedding_table(params) -> [V, D]`
+  and `_eos_index(ids, attention_mask) -> [B]`.
+  """
+
+  # Whether `encode` may cut trailing padding (to a power-of-two length) before the forward pass.
+  # Valid when padding cannot change the pooled feature (causal CLIP, masked mean pooling).
+  trim_padding: bool = True
+
+  def __init__(self, *, name: str, module: nn.Module, params: dict[str, Any], tokenizer: Any,
+               max_length: int, vocab_size: int, token_dim: int, embed_dim: int):
+    self._name = name
+    self.module = module
+    self.params = params
+    self.tokenizer = tokenizer
+    self.max_length = int(max_length)
+    self._vocab_size = int(vocab_size)
+    self._token_dim = int(token_dim)
+    self._embed_dim = int(embed_dim)
+    self.extra_embeddings = np.zeros((0, self._token_dim), np.float32)
+    if len(tokenizer) > self._vocab_size:
+      raise ConfigError(
+          f"{name}: the tokenizer has {len(tokenizer)} tokens but the embedding table has "
+          f"{self._vocab_size} rows; placeholder tokens must be added with `add_tokens` after loading")
+    self._jit_forward = jax.jit(self._forward)
+
+  # -- properties -------------------------------------------------------------------------------
+  @property
+  def name(self) -> str:
+    return self._name
+
+  @property
+  def embed_dim(self) -> int:
+    """Width E of the pooled feature."""
+    return self._embed_dim
+
+  @property
+  def token_dim(self) -> int:
+    """Width D of the input token embeddings."""
+    return self._token_dim
+
+  @property
+  def vocab_size(self) -> int:
+    """Rows of the pretrained token table; placeholder ids start here."""
+    return self._vocab_size
+
+  @property
+  def num_extra_tokens(self) -> int:
+    return int(self.extra_embeddings.shape[0])
+
+  # -- hooks for subclasses ---------------------------------------------------------------------
+  def _embedding_table(self, params: dict[str, Any]) -> jax.Array:
+    raise NotImplementedError
+
+  def _eos_index(self, ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    raise NotImplementedError
+
+  # -- tokenisation -----------------------------------------------------------------------------
+  def tokenize(self, texts: Sequence[str]) -> TokenBatch:
+    """Token ids padded (and truncated) to `max_length`.
+
+    Prompts longer than `max_length` keep their first `max_length - 2` word pieces followed by the
+    end token (the Hugging Face `truncation=True` rule MLD uses).
+    """
+    texts = _check_texts(texts, self._name)
+    encoded = self.tokenizer(texts, padding="max_length", truncation=True,
+                             max_length=self.max_length, return_tensors="np")
+    ids = np.asarray(encoded["input_ids"], np.int32)
+    mask = np.asarray(encoded["attention_mask"], np.int32)
+    if ids.shape != (len(texts), self.max_length):
+      raise InputError(f"{self._name}: tokenizer returned ids of shape {ids.shape}, expected "
+                       f"{(len(texts), self.max_length)}")
+    return TokenBatch(ids=ids, attention_mask=mask, eos_index=self._eos_index(ids, mask))
+
+  # -- pure forward -----------------------------------------------------------------------------
+  def embed_tokens(self, params: dict[str, Any], ids: jax.Array,
+                   extra_embeddings: jax.Array | None = None) -> jax.Array:
+    """Input token embeddings `[B, L, D]` (lookup only: no positions, no normalisation).
+
+    Args:
+      params: the module's parameter tree.
+      ids: `[B, L]` int token ids; ids >= `vocab_size` index `extra_embeddings`.
+      extra_embeddings: `[K, D]` rows for placeholder tokens (ids `vocab_size .. vocab_size+K-1`).
+    """
+    table = self._embedding_table(params)
+    if extra_embeddings is not None:
+      table = jnp.concatenate([table, jnp.asarray(extra_embeddings, table.dtype)], axis=0)
+    return jnp.take(table, ids, axis=0)
+
+  def encode_embeddings(self, params: dict[str, Any], token_embeddings: jax.Array,
+                        batch: TokenBatch) -> tuple[jax.Array, jax.Array]:
+    """Runs the transformer on input embeddings `[B, L, D]`.
+
+    Returns:
+      pooled `[B, E]` and per-token hidden states `[B, L, D_hidden]`.
+    """
+    return self.module.apply({"params": params}, token_embeddings, batch.attention_mask,
+                             batch.eos_index, method=self.module.encode)
+
+  def _forward(self, params: dict[str, Any], extra_embeddings: jax.Array,
+               batch: TokenBatch) -> jax.Array:
+    embeddings = self.embed_tokens(params, batch.ids, extra_embeddings)
+    return self.encode_embeddings(params, embeddings, batch)[0]
+
+  def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Pooled features `[B, E]` float32 of `texts` (jitted; run in batches of `batch_size`)."""
+    texts = _check_texts(texts, self._name)
+    if not texts:
+      return np.zeros((0, self._embed_dim), np.float32)
+    batch = self.tokenize(texts)
+    self._check_ids(batch.ids)
+    if self.trim_padding:
+      length = _bucket(int(batch.attention_mask.sum(axis=1).max()), self.max_length)
+      batch = TokenBatch(ids=batch.ids[:, :length], attention_mask=batch.attention_mask[:, :length],
+                         eos_index=batch.eos_index)
+    chunk = _bucket(min(len(texts), batch_size), batch_size, smallest=1)
+    outputs = []
+    for start in range(0, len(texts), chunk):
+      part = jax.tree.map(lambda x: x[start:start + chunk], batch)
+      count = part.ids.shape[0]
+      if count < chunk:  # pad the last chunk so every call has the same shape
+        part = jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], chunk - count, 0)]), part)
+      pooled = self._jit_forward(self.params, self.extra_embeddings, part)
+      outputs.append(np.asarray(pooled[:count], np.float32))
+    return np.concatenate(outputs, axis=0)
+
+  def _check_ids(self, ids: np.ndarray) -> None:
+    limit = self._vocab_size + self.num_extra_tokens
+    if ids.size and (ids.min() < 0 or ids.max() >= limit):
+      raise InputError(f"{self._name}: token id {int(ids.max())} outside the embedding table of "
+                       f"{limit} rows ({self._vocab_size} pretrained + {self.num_extra_tokens} added)")
+
+  # -- placeholder tokens -----------------------------------------------------------------------
+  def add_tokens(self, tokens: Sequence[str],
+                 initializer: str | Sequence[str] | None = None) -> list[int]:
+    """Teaches the tokenizer `tokens` as single tokens and appends their embedding rows.
+
+    Args:
+      tokens: new strings such as `"<dance-x>"`; none may exist already.
+      initializer: a descriptor word (or one per token) whose mean input embedding initialises the
+        new row (e.g. "dance"); default: the mean of the whole token table.
+
+    Returns:
+      the new ids (`vocab_size + K_before`, ...).
+    """
+    tokens = [tokens] if isinstance(tokens, str) else list(tokens)
+    if isinstance(initializer, str) or initializer is None:
+      initializer = [initializer] * len(tokens)
+    if len(initializer) != len(tokens):
+      raise InputError(f"add_tokens: {len(tokens)} tokens but {len(initializer)} initializers")
+    vocabulary = self.tokenizer.get_vocab()
+    for token in tokens:
+      if not isinstance(token, str) or not token.strip() or token in vocabulary:
+        raise InputError(f"add_tokens: {token!r} is empty or already in the {self._name} vocabulary")
+    table = np.asarray(self._embedding_table(self.params), np.float32)
+    rows = []
+    for word in initializer:
+      if word is None:
+        rows.append(table.mean(axis=0))
+        continue
+      word_ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]
+      if not word_ids or max(word_ids) >= self._vocab_size:
+        raise InputError(f"add_tokens: initializer {word!r} has no pretrained tokens")
+      rows.append(table[word_ids].mean(axis=0))
+    first_id = self._vocab_size + self.num_extra_tokens
+    self.tokenizer.add_tokens(tokens)
+    ids = [self.tokenizer.convert_tokens_to_ids(token) for token in tokens]
+    for i, (token, token_id) in enumerate(zip(tokens, ids)):
+      pieces = self.tokenizer(f"a {token} b", add_special_tokens=False)["input_ids"]
+      if token_id != first_id + i or pieces.count(token_id) != 1:
+        raise InputError(f"add_tokens: the tokenizer did not learn {token!r} as the single token "
+                         f"{first_id + i} (got id {token_id}, pieces {pieces})")
+    self.extra_embeddings = np.concatenate([self.extra_embeddings, np.stack(rows)], axis=0)
+    return ids
+
+  def _extra_row(self, token: str | int) -> int:
+    token_id = self.tokenizer.convert_tokens_to_ids(token) if isinstance(token, str) else int(token)
+    row = (token_id if token_id is not None else -1) - self._vocab_size
+    if not 0 <= row < self.num_extra_tokens:
+      raise InputError(f"{token!r} is not a placeholder added with add_tokens "
+                       f"(ids {self._vocab_size}..{self._vocab_size + self.num_extra_tokens - 1})")
+    return row
+
+  def token_embedding(self, token: str | int) -> np.ndarray:
+    """The input embedding `[D]` of a placeholder token."""
+    return self.extra_embeddings[self._extra_row(token)].copy()
+
+  def set_token_embedding(self, token: str | int, vector: Any) -> None:
+    """Replaces a placeholder's input embedding with `vector [D]` (e.g. a learned v*)."""
+    vector = np.asarray(vector, np.float32)
+    if vector.shape != (self._token_dim,):
+      raise InputError(f"embedding for {token!r}: expected shape ({self._token_dim},), "
+                       f"found {vector.shape}")
+    row = self._extra_row(token)
+    extra = self.extra_embeddings.copy()
+    extra[row] = vector
+    self.extra_embeddings = extra
+
+  def __repr__(self) -> str:
+    return (f"{type(self).__name__}(name={self._name!r}, vocab_size={self._vocab_size}, "
+            f"token_dim={self._token_dim}, embed_dim={self._embed_dim}, "
+            f"max_length={self.max_length}, extra_tokens={self.num_extra_tokens})")
+
+
+def _check_texts(texts: Sequence[str], name: str) -> list[str]:
+  if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+    raise InputError(f"{name}: expected a list of strings, found {type(texts).__name__}"
+                     + ("" if isinstance(texts, str) else
+                        f" with items {sorted({type(t).__name__ for t in texts})}"))
+  return list(texts)

@@ -1,0 +1,55 @@
+"""Numerics shared by the text towers: activations and masked multi-head dot-product attention."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from lead_jax.errors import ConfigError
+
+
+def quick_gelu(x: jax.Array) -> jax.Array:
+  """CLIP's sigmoid approximation of GELU: `x * sigmoid(1.702 x)`."""
+  return x * jax.nn.sigmoid(1.702 * x)
+
+
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "quick_gelu": quick_gelu,
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+}
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+  """The activation called `name` in a Hugging Face config (`hidden_act`)."""
+  if name not in _ACTIVATIONS:
+    raise ConfigError(f"hidden_act {name!r} is not supported; expected one of {sorted(_ACTIVATIONS)}")
+  return _ACTIVATIONS[name]
+
+
+def multi_head_attention(query: jax.Array, key: jax.Array, value: jax.Array, num_heads: int,
+                         attend: jax.Array) -> jax.Array:
+  """Scaled dot-product attention over heads.
+
+  Args:
+    query, key, value: `[B, L, D]` projections (D divisible by `num_heads`).
+    num_heads: number of heads H.
+    attend: bool `[B, L, L]` or broadcastable (`[1, L, L]`, `[B, 1, L]`): True where query i may
+      attend to key j.
+
+  Returns:
+    `[B, L, D]` attention outputs (heads concatenated), computed in float32.
+  """
+  batch, length, width = query.shape
+  head_dim = width // num_heads
+  split = lambda x: x.reshape(batch, length, num_heads, head_dim)
+  q, k, v = split(query), split(key), split(value)
+  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(jnp.float32(head_dim))
+  logits = jnp.where(attend[:, None], logits, jnp.finfo(logits.dtype).min)
+  weights = jax.nn.softmax(logits, axis=-1)
+  out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+  return out.reshape(batch, length, width)
