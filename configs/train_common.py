@@ -50,3 +50,34 @@ def add_training(config: ml_collections.ConfigDict, *, num_steps: int, batch_siz
       "vae_workdir": "", "denoiser_workdir": "", "params_item": "params",
       "text_encoder_path": ""})  # CLIP model directory (MiniLM needs none)
   return config
+
+
+def vae_training(config: ml_collections.ConfigDict, **kwargs) -> ml_collections.ConfigDict:
+  """Stage 1 fields: MLD's VAE losses (reference §2.5) and training recipe (§2.6)."""
+  add_training(config, **kwargs)
+  config.loss = ml_collections.ConfigDict({
+      "lambda_rec": 1.0, "lambda_joint": 1.0, "lambda_kl": 1e-4, "masked_mean": False})
+  config.train.best_metric = "eval/rec_loss"
+  return config
+
+
+def denoiser_training(config: ml_collections.ConfigDict, **kwargs) -> ml_collections.ConfigDict:
+  """Stage 2 fields: epsilon MSE on sampled VAE latents, CFG caption dropout 0.1 (§3.3, §5)."""
+  add_training(config, **kwargs)
+  config.loss = ml_collections.ConfigDict({
+      "cfg_drop_prob": 0.1, "latent": "sample", "vae_dropout": False})
+  config.scheduler = ml_collections.ConfigDict({
+      "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+      "beta_schedule": "scaled_linear"})
+  config.train.best_metric = "eval/eps_mse"
+  return config
+
+
+def projector_training(config: ml_collections.ConfigDict, **kwargs) -> ml_collections.ConfigDict:
+  """Stage 3 fields: LEAD's loss weights (rec, align, kl; 0 switches a term off, as the paper's
+  noREC / noALIGN / noKL ablations) and the VAE latent it trains on ('sample' or 'mean')."""
+  add_training(config, **kwargs)
+  config.loss = ml_collections.ConfigDict({
+      "w_rec": 4.7036, "w_align": 2.1591, "w_kl": 0.0596, "kl_eps": 1e-6, "latent": "sample"})
+  config.train.best_metric = "eval/loss"
+  return config

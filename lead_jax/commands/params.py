@@ -29,8 +29,8 @@ def _text_encoder_count(config) -> int | None:
   'clip': the CLIP ViT-L/14 text tower (`lead_jax.text.clip.abstract_params`); other kinds are
   counted when their module offers `abstract_params()` with default sizes. None otherwise.
   """
-  if "text_encoder" not in config:
-    return None
+  if "text_encoder" not in config or not ({"denoiser", "projector"} & set(config.keys())):
+    return None  # a VAE-only stage uses no text encoder
   from lead_jax.models import count_params
   kind = config.text_encoder.kind
   try:

@@ -89,16 +89,34 @@ def _convert_key(key: str, value: np.ndarray, num_heads: int) -> dict[tuple[str,
   return {tuple(parts): value}
 
 
+def _stack_sizes(section: str, state: Mapping[str, np.ndarray]) -> dict[str, int]:
+  """`num_layers` and `ff_size` of a skip stack, read from the checkpoint's keys and shapes."""
+  prefix = f"{section}.encoder."
+  blocks = {int(m.group(1)) for k in state for m in [re.match(re.escape(prefix) + r"input_blocks\.(\d+)\.", k)] if m}
+  ff = state.get(prefix + "middle_block.linear1.weight")
+  sizes = {"num_layers": 2 * len(blocks) + 1}
+  if ff is not None and ff.ndim == 2:
+    sizes["ff_size"] = ff.shape[0]
+  return sizes
+
+
+def _limited(items: list[str], limit: int = 12) -> str:
+  shown = ", ".join(items[:limit])
+  return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
 def _expected(section: str, state: Mapping[str, np.ndarray], num_heads: int):
-  """Abstract params of the module the checkpoint's shapes describe."""
+  """Abstract params of the module the checkpoint's shapes describe (layer count and FFN width
+  are read from the keys; everything else is checked against them)."""
   import jax  # local: keeps `import lead_jax.convert.mld_ckpt` cheap
   from lead_jax.models import factory
+  sizes = _stack_sizes(section, state)
   if section == "vae":
     w = state.get("vae.skel_embedding.weight")
     if w is None or w.ndim != 2:
       raise WeightsError("checkpoint has no 2-D vae.skel_embedding.weight; is it an MLD checkpoint?")
     latent = w.shape[0]
-    module = factory.MotionVAE(nfeats=w.shape[1], latent_dim=latent, num_heads=num_heads,
+    module = factory.MotionVAE(nfeats=w.shape[1], latent_dim=latent, num_heads=num_heads, **sizes,
                                max_len=state["vae.query_pos_encoder.pe"].shape[0]
                                if "vae.query_pos_encoder.pe" in state else 500)
   else:
@@ -110,6 +128,7 @@ def _expected(section: str, state: Mapping[str, np.ndarray], num_heads: int):
     cond = state.get("denoiser.time_embedding.cond_proj.weight")
     module = factory.LatentDenoiser(
         text_dim=w.shape[1], latent_dim=w.shape[0], time_channels=t.shape[1], num_heads=num_heads,
+        **sizes,
         cond_proj_dim=None if cond is None else cond.shape[1],
         max_len=state["denoiser.query_pos.pe"].shape[0] if "denoiser.query_pos.pe" in state else 500)
   name = "vae" if section == "vae" else "denoiser"
@@ -142,15 +161,15 @@ def state_dict_to_params(state_dict: Mapping[str, Any], num_heads: int = 4
     if missing or mismatched:
       lines = []
       if missing:
-        lines.append(f"missing {section} parameters: {', '.join(missing)}")
+        lines.append(f"missing {section} parameters: {_limited(missing)}")
       if mismatched:
-        lines.append("shape mismatches: " + "; ".join(mismatched))
+        lines.append("shape mismatches: " + _limited(mismatched))
       if unexpected:
-        lines.append(f"unexpected keys: {', '.join(unexpected)}")
+        lines.append(f"unexpected keys: {_limited(unexpected)}")
       raise WeightsError("MLD checkpoint does not fit the model: " + " | ".join(lines))
     results.append(_unflat({p: got[p] for p in expected}))
   if unexpected:
-    raise WeightsError(f"MLD checkpoint has unexpected keys: {', '.join(unexpected)}")
+    raise WeightsError(f"MLD checkpoint has unexpected keys: {_limited(unexpected)}")
   return results[0], results[1]
 
 
@@ -168,14 +187,18 @@ def load_state_dict(path: str | pathlib.Path, allow_pickle: bool = True) -> dict
   if not path.is_file():
     raise MissingFileError(f"MLD checkpoint not found: {path}")
   try:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-  except pickle.UnpicklingError as e:
-    if not allow_pickle:
-      raise WeightsError(f"{path}: cannot be read with weights_only=True ({e}); pass "
-                         "allow_pickle=True if you trust the file") from None
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-  except Exception as e:  # torch raises RuntimeError etc. for corrupt/non-torch files
-    raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+    try:
+      ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+      if not allow_pickle:
+        raise WeightsError(f"{path}: cannot be read with weights_only=True ({str(e)[:200]}); "
+                           "pass allow_pickle=True if you trust the file") from None
+      ckpt = torch.load(path, map_location="cpu", weights_only=False)
+  except WeightsError:
+    raise
+  except Exception as e:  # torch raises RuntimeError, UnpicklingError... for non-torch files
+    raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
+                       f"{str(e)[:200]})") from None
   if isinstance(ckpt, Mapping) and "state_dict" in ckpt:
     ckpt = ckpt["state_dict"]
   if not isinstance(ckpt, Mapping):

@@ -91,6 +91,12 @@ class BvhMotion:
   def fps(self) -> float:
     return 1.0 / self.frame_time
 
+  @property
+  def nominal_fps(self) -> float:
+    """`fps` snapped to the nearest integer when within 0.01% of it (0.0333333 s -> 30)."""
+    rounded = round(self.fps)
+    return float(rounded) if rounded > 0 and abs(self.fps - rounded) < 1e-4 * rounded else self.fps
+
   def joint_channels(self, joint: int) -> np.ndarray:
     """[T, C_j] the channel values of one joint."""
     start = int(self.skeleton.channel_starts[joint])
@@ -588,7 +594,8 @@ def _resample_times(num_frames: int, src_fps: float, dst_fps: float) -> np.ndarr
   if not (src_fps > 0 and dst_fps > 0):
     raise InputError(f"frame rates must be positive, found src_fps={src_fps}, dst_fps={dst_fps}")
   step = src_fps / dst_fps
-  count = int(math.floor((num_frames - 1) / step + 1e-9)) + 1
+  # Frame times in BVH files are rounded (0.0333333): allow 1e-3 frames of slack at the end.
+  count = int(math.floor((num_frames - 1) / step + 1e-3)) + 1
   return np.arange(count) * step
 
 

@@ -227,12 +227,13 @@ def import_bvh_clip(path: str | os.PathLike, joint_map="bandai", target_fps: flo
                     unit: str | float | None = None, up_axis: str | None = None) -> np.ndarray:
   """Reads a BVH clip and retargets it: joints [T, 22, 3] float32, metres, Y up, at `target_fps`.
 
-  Resampling (when `target_fps` is set and differs from the file's rate) slerps each joint's
+  Resampling (when `target_fps` is set and differs from the file's rate, snapped to an integer
+  when within 0.01%: 0.0333333 s is 30 fps) slerps each joint's
   rotation and interpolates position channels before forward kinematics, so bone lengths stay exact.
   """
   motion = bvh.read_bvh(path)
-  if target_fps is not None and abs(motion.fps - target_fps) > 1e-3 * target_fps:
-    motion = bvh.resample(motion, motion.fps, target_fps)
+  if target_fps is not None and abs(motion.nominal_fps - target_fps) > 1e-4 * target_fps:
+    motion = bvh.resample(motion, motion.nominal_fps, target_fps)
   positions = bvh.forward_kinematics(motion)
   return retarget_to_t2m(positions, motion.skeleton.joint_names, joint_map, unit, up_axis,
                          source=os.fspath(path))

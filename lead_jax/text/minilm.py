@@ -203,7 +203,8 @@ def load_minilm(path: str | pathlib.Path | None = None, max_length: int | None =
 
   Args:
     path: directory with config.json (model_type bert), weights and tokenizer files.
-    max_length: token length L; default the sentence-transformers max_seq_length (256), else 128.
+    max_length: token length L; default the sentence-transformers max_seq_length (256 for
+      all-MiniLM-L6-v2), else min(128, max_position_embeddings).
     normalize: L2-normalise the pooled feature; default: as the directory's modules.json says.
   """
   path = pathlib.Path(path) if path is not None else minilm_package_dir()
@@ -214,7 +215,7 @@ def load_minilm(path: str | pathlib.Path | None = None, max_length: int | None =
                        "encoder; expected model_type 'bert'")
   st_normalize, st_max_length = _sentence_transformers_settings(path)
   config = BertConfig.from_hf(hf_config, st_normalize if normalize is None else normalize)
-  max_length = int(max_length or st_max_length or 128)
+  max_length = int(max_length or st_max_length or min(128, config.max_positions))
   if max_length > config.max_positions:
     raise InputError(f"max_length {max_length} exceeds max_position_embeddings {config.max_positions}")
   state = hf_weights.read_state_dict(path, keep=lambda key: not key.endswith("position_ids"))

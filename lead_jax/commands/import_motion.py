@@ -1,0 +1,162 @@
+"""Import mocap into a HumanML3D-layout dataset (new_joints, new_joint_vecs, texts, splits, Mean/Std).
+
+Usage:
+  lead-jax import bvh ../shared/data/bandai/dataset-2/data/*walk*.bvh --map bandai \
+      --template bandai --out data/bandai [--unit cm] [--min-len 40] [--mirror] [--workers 2]
+  lead-jax import bvh mocap/ --map my_map.json --captions captions.tsv --out data/mine
+  lead-jax import deepmimic --out data/deepmimic            # the 15 clips in the pybullet wheel
+
+SRC may be files, folders (searched recursively for *.bvh / humanoid3d_*.txt) or glob patterns.
+Captions: `--captions FILE` (`<clip id or file stem><TAB><caption>` lines) or `--template`
+(`bandai`, `deepmimic`, or a format string such as "a person {name}"; fields {stem}, {name}).
+Every failing clip is reported (name and reason) at the end and in import_report.json; the good
+clips are kept. Exit status 0 if any clip was written, 1 if none.
+DeepMimic looping clips are repeated to at least --min-seconds (default 3 s) and shorter
+non-looping clips hold their last pose (disable with --no-repeat / --no-hold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import glob
+import os
+import pathlib
+import sys
+
+from lead_jax.errors import ConfigError, InputError, LeadJaxError, MissingFileError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+  bvh = kinds.add_parser("bvh", help="BVH files retargeted with a joint map")
+  bvh.add_argument("src", nargs="+", help="BVH files, folders or glob patterns")
+  bvh.add_argument("--map", default="bandai", help="joint map: bandai, cmu or a JSON file")
+  bvh.add_argument("--unit", default=None, help="length unit of the files (cm, m, ...; default: detected)")
+  bvh.add_argument("--workers", type=int, default=1, help="parallel reader processes")
+  deepmimic = kinds.add_parser("deepmimic", help="DeepMimic humanoid3d_*.txt clips")
+  deepmimic.add_argument("src", nargs="?", default=None,
+                         help="folder of humanoid3d_*.txt (default: the pybullet data)")
+  deepmimic.add_argument("--min-seconds", type=float, default=3.0,
+                         help="repeat looping clips / hold short ones up to this length")
+  deepmimic.add_argument("--no-repeat", action="store_true", help="do not repeat looping clips")
+  deepmimic.add_argument("--no-hold", action="store_true", help="do not hold short clips' last pose")
+  deepmimic.add_argument("--ground", default="feet", choices=("feet", "all", "model"),
+                         help="floor placement (see lead_jax.io.deepmimic.ground_joints)")
+  for p, default_template in ((bvh, None), (deepmimic, "deepmimic")):
+    p.add_argument("--out", required=True, help="output dataset folder")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--captions", default=None, help="TSV file: <clip id><TAB><caption>")
+    group.add_argument("--template", default=default_template,
+                       help="bandai, deepmimic or a format string with {stem} / {name}")
+    p.add_argument("--min-len", type=int, default=40, help="minimum stored length in frames")
+    p.add_argument("--mirror", action="store_true", help="also write mirrored M<id> copies")
+    p.add_argument("--seed", type=int, default=0, help="salt of the split hash")
+
+
+def expand_sources(sources: list[str], pattern: str) -> tuple[list[pathlib.Path], list[str]]:
+  """Files, folders (recursive `pattern`) and globs -> (sorted unique files, unmatched sources)."""
+  found: dict[str, pathlib.Path] = {}
+  missing: list[str] = []
+  for src in sources:
+    path = pathlib.Path(src)
+    if path.is_dir():
+      matches = sorted(path.rglob(pattern))
+    elif path.is_file():
+      matches = [path]
+    else:
+      matches = [pathlib.Path(m) for m in sorted(glob.glob(src, recursive=True))]
+      if not matches:
+        missing.append(src)
+    for m in matches:
+      found.setdefault(os.path.abspath(m), m)
+  return [found[k] for k in sorted(found)], missing
+
+
+def _import_one(kind: str, path: str, options: dict):
+  """Worker: (stem, joints or None, error message or None)."""
+  stem = pathlib.Path(path).stem
+  try:
+    if kind == "bvh":
+      from lead_jax.io.retarget import import_bvh_clip  # pylint: disable=g-import-not-at-top
+      joints = import_bvh_clip(path, joint_map=options["map"], target_fps=20.0, unit=options["unit"])
+    else:
+      from lead_jax.io.deepmimic import import_deepmimic_clip  # pylint: disable=g-import-not-at-top
+      joints = import_deepmimic_clip(path, **options)
+    return stem, joints, None
+  except LeadJaxError as e:
+    return stem, None, str(e)
+  except Exception as e:  # pylint: disable=broad-except
+    # A batch keeps going: an unexpected error in one file is reported with its type.
+    return stem, None, f"{type(e).__name__}: {e}"
+
+
+def _captioner(args):
+  from lead_jax.io import captions as cap  # pylint: disable=g-import-not-at-top
+  if args.captions:
+    table = cap.read_captions_file(args.captions)
+    return lambda stem: table.get(stem, [])
+  if args.template:
+    return cap.get_captioner(args.template)
+  raise ConfigError("give --captions FILE or --template (bandai, deepmimic or a format string)")
+
+
+def run(args: argparse.Namespace) -> int:
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  from lead_jax.io.dataset_writer import write_dataset  # pylint: disable=g-import-not-at-top
+
+  captioner = _captioner(args)
+  if args.kind == "bvh":
+    files, missing = expand_sources(args.src, "*.bvh")
+    options = {"map": args.map, "unit": args.unit}
+    from lead_jax.io.retarget import load_joint_map  # pylint: disable=g-import-not-at-top
+    load_joint_map(args.map)  # fail early on a bad --map
+  else:
+    from lead_jax.io.deepmimic import list_deepmimic_clips  # pylint: disable=g-import-not-at-top
+    files, missing = (expand_sources([args.src], "humanoid3d_*.txt") if args.src
+                      else (list_deepmimic_clips(), []))
+    options = {"min_seconds": args.min_seconds, "repeat_loops": not args.no_repeat,
+               "hold_short": not args.no_hold, "ground": args.ground}
+  if not files:
+    raise MissingFileError(f"no input files found in {args.src}"
+                           + (f" ({', '.join(missing)})" if missing else ""))
+
+  clips, captions = {}, {}
+  failures = {src: "no such file (or no file matches the pattern)" for src in missing}
+  workers = max(1, int(getattr(args, "workers", 1) or 1))
+  jobs = [(args.kind, str(f), options) for f in files]
+  if workers == 1:
+    results = (_import_one(*job) for job in jobs)
+  else:
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers)
+    results = pool.map(_import_one, *zip(*jobs))
+  for stem, joints, error in tqdm(results, total=len(jobs), desc=f"import {args.kind}", unit="clip"):
+    if stem in clips or stem in failures:
+      error = error or f"duplicate clip id {stem!r} (file stems must be unique)"
+    if error is None:
+      try:
+        texts = captioner(stem)
+      except (InputError, ConfigError) as e:
+        error = f"caption: {e}"
+      else:
+        if not texts:
+          error = "no caption for this clip (not in the captions file?)"
+    if error is not None:
+      failures[stem] = error
+      continue
+    clips[stem], captions[stem] = joints, texts
+  if workers > 1:
+    pool.shutdown()
+
+  report = write_dataset(clips, captions, args.out, min_len=args.min_len, mirror=args.mirror,
+                         seed=args.seed, failures=failures, progress=True)
+  kept, skipped = report["kept"], report["skipped"]
+  print(f"wrote {len(kept)} clips to {args.out} "
+        f"(train {len(report['splits']['train'])}, val {len(report['splits']['val'])}, "
+        f"test {len(report['splits']['test'])})")
+  problems = {**failures, **skipped}
+  if problems:
+    print(f"{len(problems)} clip(s) not imported:", file=sys.stderr)
+    for name, reason in sorted(problems.items()):
+      print(f"  {name}: {reason}", file=sys.stderr)
+  return 0 if kept else 1

@@ -1,0 +1,129 @@
+"""Stage 2: the MLD latent denoiser (reference §3.3, §5).
+
+Per batch, with the VAE and the text encoder frozen (VAE params are the `frozen` argument; caption
+embeddings come precomputed in the batch):
+  z      = VAE.encode(motion, mask) sampled (`loss.latent='sample'`, MLD) or its mean ('mean')
+  text   = the empty caption's embedding with probability `loss.cfg_drop_prob` (0.1), else the
+           caption's: classifier-free guidance training
+  t ~ U{0..999}, eps ~ N(0, I), z_t = sqrt(abar_t) z + sqrt(1 - abar_t) eps   (scaled-linear DDPM)
+  loss   = mean((denoiser(z_t, t, text) - eps)^2)
+Randomness is split by purpose from the step key: latent, cfg, timestep, noise, dropout.
+The frozen VAE runs without dropout unless `loss.vae_dropout`.
+
+  from lead_jax.train import denoiser
+  state = denoiser.train_and_evaluate(config, workdir)   # config: configs/denoiser_humanml3d.py
+Evaluation: epsilon MSE on `data.eval_split` with a fixed key (same t and noise every time).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from lead_jax.diffusion import add_noise, make_ddpm, sample_timesteps
+from lead_jax.errors import ConfigError
+from lead_jax.models import build_denoiser, build_vae, init_params
+from lead_jax.train import common
+from lead_jax.train.state import TrainState
+
+
+def make_scheduler(config):
+  sched = config.get("scheduler", {})
+  return make_ddpm(num_train_timesteps=int(sched.get("num_train_timesteps", 1000)),
+                   beta_start=float(sched.get("beta_start", 0.00085)),
+                   beta_end=float(sched.get("beta_end", 0.012)),
+                   beta_schedule=sched.get("beta_schedule", "scaled_linear"))
+
+
+def encode_latents(vae, vae_params, batch: Mapping[str, jax.Array], key: jax.Array, latent: str,
+                   vae_dropout: bool = False) -> jax.Array:
+  """Frozen VAE latents `[B, 1, d]` of `batch['motion']`: posterior sample or mean."""
+  if latent not in ("sample", "mean"):
+    raise ConfigError(f"config.loss.latent={latent!r}; expected 'sample' or 'mean'")
+  sample_key, dropout_key = jax.random.split(key)
+  z, mu, _ = vae.apply({"params": vae_params}, batch["motion"], batch["mask"],
+                       sample_key if latent == "sample" else None, deterministic=not vae_dropout,
+                       method=vae.encode, rngs={"dropout": dropout_key} if vae_dropout else None)
+  return jax.lax.stop_gradient(z if latent == "sample" else mu)
+
+
+def cfg_text(text_emb: jax.Array, null_emb: jax.Array, key: jax.Array, prob: float) -> jax.Array:
+  """Replaces each row of `text_emb [B, E]` by `null_emb [E]` with probability `prob`."""
+  drop = jax.random.bernoulli(key, prob, text_emb.shape[:1])
+  return jnp.where(drop[:, None], null_emb[None].astype(text_emb.dtype), text_emb)
+
+
+def make_loss_fn(model, vae, scheduler, config) -> common.LossFn:
+  """`loss_fn(params, batch, frozen, key)`; `frozen = {'vae': params, 'null_text_emb': [E]}`."""
+  loss_cfg = config.loss
+  prob = float(loss_cfg.cfg_drop_prob)
+  latent, vae_dropout = loss_cfg.get("latent", "sample"), bool(loss_cfg.get("vae_dropout", False))
+
+  def loss_fn(params, batch, frozen, key):
+    k_latent, k_cfg, k_t, k_noise, k_dropout = jax.random.split(key, 5)
+    z = encode_latents(vae, frozen["vae"], batch, k_latent, latent, vae_dropout)
+    text = cfg_text(batch["text_emb"], frozen["null_text_emb"], k_cfg, prob)
+    t = sample_timesteps(k_t, z.shape[0], scheduler.num_train_timesteps)
+    noise = jax.random.normal(k_noise, z.shape, z.dtype)
+    z_t = add_noise(scheduler, z, noise, t)
+    eps = model.apply({"params": params}, z_t, t, text, deterministic=False,
+                      rngs={"dropout": k_dropout})
+    mse = jnp.mean(jnp.square(eps.astype(jnp.float32) - noise.astype(jnp.float32)))
+    return mse, {"eps_mse": mse}
+
+  return loss_fn
+
+
+def make_eval_fn(model, vae, scheduler, config, eval_stream, frozen):
+  """`eval_fn(state) -> {eps_mse}` over valid rows, fixed key per batch (comparable across steps)."""
+  latent = config.loss.get("latent", "sample")
+  limit = int(config.train.get("eval_batches", 0))
+
+  @jax.jit
+  def eval_step(params, batch, frozen, key):
+    k_latent, k_t, k_noise = jax.random.split(key, 3)
+    z = encode_latents(vae, frozen["vae"], batch, k_latent, latent)
+    t = sample_timesteps(k_t, z.shape[0], scheduler.num_train_timesteps)
+    noise = jax.random.normal(k_noise, z.shape, z.dtype)
+    eps = model.apply({"params": params}, add_noise(scheduler, z, noise, t), t, batch["text_emb"])
+    per_row = jnp.mean(jnp.square(eps - noise), axis=(1, 2))
+    valid = batch["valid"].astype(jnp.float32)
+    return jnp.sum(per_row * valid), jnp.sum(valid)
+
+  def eval_fn(state: TrainState) -> dict[str, float]:
+    total, count = 0.0, 0.0
+    for i, batch in enumerate(common.eval_batches(eval_stream, limit)):
+      batch = {k: batch[k] for k in ("motion", "mask", "text_emb", "valid")}
+      s, n = jax.device_get(eval_step(state.params, batch, frozen, jax.random.key(i)))
+      total, count = total + float(s), count + float(n)
+    return {"eps_mse": total / max(count, 1.0)}
+
+  return eval_fn
+
+
+def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> TrainState:
+  """Trains (or resumes) the denoiser of `config` in `workdir` on top of the VAE checkpoint in
+  `config.dependencies.vae_workdir`; `text_encoder` defaults to the one the config names."""
+  common.maybe_initialize_distributed(config)
+  mesh = common.make_mesh(config)
+  vae, model = build_vae(config.vae), build_denoiser(config.denoiser)
+  vae_params = common.load_dependency(config, "vae", vae)
+  text_encoder = text_encoder or common.load_text_encoder(config)
+  train_stream, eval_stream = common.make_streams(config, text_encoder,
+                                                  with_eval=bool(config.train.eval_every))
+  frozen = {"vae": vae_params,
+            "null_text_emb": jnp.asarray(train_stream.null_text_emb, jnp.float32)}
+  scheduler = make_scheduler(config)
+  program = common.make_train_program(
+      config, mesh, lambda key: init_params("denoiser", model, key),
+      make_loss_fn(model, vae, scheduler, config))
+  eval_fn = None
+  if eval_stream is not None:
+    eval_fn = make_eval_fn(model, vae, scheduler, config, eval_stream, frozen)
+  try:
+    return common.run_training(config, workdir, program.init, program.step, train_stream,
+                               frozen, eval_fn, mesh=mesh)
+  finally:
+    train_stream.close()

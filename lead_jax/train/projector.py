@@ -1,0 +1,114 @@
+"""Stage 3: the LEAD projector P = (E_proj, D_proj) (paper Sec. 4, Eq. 7; reference §0).
+
+Everything but the projector is frozen: the VAE (params in `frozen`) gives z_vae = E_vae(x) of the
+training motion (posterior sample, or its mean with `loss.latent='mean'`), the text encoder's
+caption embedding comes precomputed in the batch. With z_proj = E_proj(z_vae), z_hat = D_proj(z_proj):
+  loss = w_rec * ||z_vae - z_hat||^2 + w_align * (1 - cos(z_proj, c_text)) + w_kl * KL_batch
+(`lead_jax.models.projector_loss`; weights 4.7036, 2.1591, 0.0596; a weight of 0 removes the term,
+giving the paper's noREC / noALIGN / noKL ablations). The architecture is `config.projector.arch`
+('transformer' | 'skip' | 'mlp'). The denoiser is not needed to train the projector.
+
+  from lead_jax.train import projector
+  state = projector.train_and_evaluate(config, workdir)  # config: configs/projector_humanml3d.py
+Evaluation: the three terms and the loss on `data.eval_split` (dropout off, posterior mean).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from lead_jax.models import build_projector, build_vae, init_params, projector_loss
+from lead_jax.train import common
+from lead_jax.train.denoiser import encode_latents
+from lead_jax.train.state import TrainState
+
+
+def loss_weights(config) -> tuple[float, float, float]:
+  loss_cfg = config.loss
+  return (float(loss_cfg.w_rec), float(loss_cfg.w_align), float(loss_cfg.w_kl))
+
+
+def make_loss_fn(model, vae, config) -> common.LossFn:
+  """`loss_fn(params, batch, frozen, key)`; `frozen = {'vae': params}`."""
+  weights = loss_weights(config)
+  eps = float(config.loss.get("kl_eps", 1e-6))
+  latent = config.loss.get("latent", "sample")
+
+  def loss_fn(params, batch, frozen, key):
+    k_latent, k_dropout = jax.random.split(key)
+    z = encode_latents(vae, frozen["vae"], batch, k_latent, latent).astype(jnp.float32)
+    z_proj, z_hat = model.apply({"params": params}, z.astype(batch["motion"].dtype),
+                                deterministic=False, rngs={"dropout": k_dropout})
+    terms = projector_loss(z, z_proj.astype(jnp.float32), z_hat.astype(jnp.float32),
+                           batch["text_emb"].astype(jnp.float32), weights=weights, eps=eps)
+    return terms["loss"], {k: v for k, v in terms.items() if k != "loss"}
+
+  return loss_fn
+
+
+def make_eval_fn(model, vae, config, eval_stream, frozen):
+  """`eval_fn(state) -> {loss, rec, align, kl}` averaged over evaluation batches (valid rows)."""
+  weights = loss_weights(config)
+  limit = int(config.train.get("eval_batches", 0))
+
+  @jax.jit
+  def eval_step(params, batch, frozen):
+    z = encode_latents(vae, frozen["vae"], batch, jax.random.key(0), "mean")
+    z_proj, z_hat = model.apply({"params": params}, z)
+    # Padding rows would bias the batch statistics of the KL term: weight rows by validity.
+    valid = batch["valid"]
+    keep = lambda x: jnp.where(valid.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0.0)
+    n = jnp.maximum(jnp.sum(valid), 1)
+    z2, zh2 = z.reshape(z.shape[0], -1), z_hat.reshape(z_hat.shape[0], -1)
+    rec = jnp.sum(keep(jnp.square(z2 - zh2))) / (n * z2.shape[1])
+    cos = jnp.sum(z_proj * batch["text_emb"], -1) / (
+        jnp.maximum(jnp.linalg.norm(z_proj, axis=-1), 1e-6)
+        * jnp.maximum(jnp.linalg.norm(batch["text_emb"], axis=-1), 1e-6))
+    align = jnp.sum(keep(1.0 - cos)) / n
+    mean_p, mean_q = jnp.sum(keep(z2), 0) / n, jnp.sum(keep(zh2), 0) / n
+    var_p = jnp.sum(keep(jnp.square(z2 - mean_p)), 0) / n + 1e-6
+    var_q = jnp.sum(keep(jnp.square(zh2 - mean_q)), 0) / n + 1e-6
+    kl = jnp.mean(0.5 * (jnp.log(var_q / var_p) + (var_p + jnp.square(mean_p - mean_q)) / var_q
+                         - 1.0))
+    return {"rec": rec, "align": align, "kl": kl}
+
+  def eval_fn(state: TrainState) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in common.eval_batches(eval_stream, limit):
+      batch = {k: batch[k] for k in ("motion", "mask", "text_emb", "valid")}
+      for k, v in jax.device_get(eval_step(state.params, batch, frozen)).items():
+        sums[k] = sums.get(k, 0.0) + float(v)
+      count += 1
+    out = {k: v / max(count, 1) for k, v in sums.items()}
+    out["loss"] = sum(w * out[k] for w, k in zip(weights, ("rec", "align", "kl")) if w != 0)
+    return out
+
+  return eval_fn
+
+
+def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> TrainState:
+  """Trains (or resumes) the projector of `config` in `workdir` on the VAE checkpoint in
+  `config.dependencies.vae_workdir`; `text_encoder` defaults to the one the config names."""
+  common.maybe_initialize_distributed(config)
+  mesh = common.make_mesh(config)
+  vae, model = build_vae(config.vae), build_projector(config.projector)
+  vae_params = common.load_dependency(config, "vae", vae)
+  text_encoder = text_encoder or common.load_text_encoder(config)
+  train_stream, eval_stream = common.make_streams(config, text_encoder,
+                                                  with_eval=bool(config.train.eval_every))
+  frozen = {"vae": vae_params}
+  program = common.make_train_program(
+      config, mesh, lambda key: init_params("projector", model, key),
+      make_loss_fn(model, vae, config))
+  eval_fn = None
+  if eval_stream is not None:
+    eval_fn = make_eval_fn(model, vae, config, eval_stream, frozen)
+  try:
+    return common.run_training(config, workdir, program.init, program.step, train_stream,
+                               frozen, eval_fn, mesh=mesh)
+  finally:
+    train_stream.close()
