@@ -219,12 +219,12 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
   return cases
 
 
-def print_table(results: list[Result]) -> None:
-  header = f"{'module':<11} | {'shape':<13} | {'compile s':>9} | {'jax ms':>9} | {'torch ms':>9} | {'ratio':>6}"
-  print(header)
-  print("-" * len(header))
-  for r in results:
-    print(f"{r.name:<11} | {r.shape:<13} | {r.compile_s:>9.2f} | {r.jax_ms:>9.1f} | "
+HEADER = (f"{'module':<11} | {'shape':<13} | {'compile s':>9} | {'jax ms':>9} | {'torch ms':>9} | "
+          f"{'ratio':>6}")
+
+
+def format_row(r: Result) -> str:
+  return (f"{r.name:<11} | {r.shape:<13} | {r.compile_s:>9.2f} | {r.jax_ms:>9.1f} | "
           f"{r.torch_ms:>9.1f} | {r.jax_ms / r.torch_ms:>6.2f}")
 
 
@@ -248,13 +248,12 @@ def main(argv: list[str] | None = None) -> int:
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs); "
         f"torch {torch.__version__} with {torch.get_num_threads()} threads; "
         f"median of {args.repeats} calls; baseline = PyTorch (torch_mld / transformers)")
-  results = []
-  for case in build_cases(args):
+  print(HEADER)
+  print("-" * len(HEADER), flush=True)
+  for case in build_cases(args):  # rows print as they finish (the big ones take minutes)
     compile_s, jax_ms = time_jax(case.jax_fn, case.jax_args, args.repeats)
     torch_ms = time_torch(case.torch_fn, args.repeats)
-    results.append(Result(case.name, case.shape, compile_s, jax_ms, torch_ms))
-    print(f"  done {case.name}", file=sys.stderr, flush=True)
-  print_table(results)
+    print(format_row(Result(case.name, case.shape, compile_s, jax_ms, torch_ms)), flush=True)
   return 0
 
 

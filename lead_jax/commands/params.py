@@ -2,7 +2,8 @@
 initialised).
 
 Prints `<module> <count>` for each model section present (vae, denoiser, projector), then
-`text_encoder <count>` when the text-encoder module can describe its parameters, then `total`.
+`text_encoder <count>` (frozen; only for stages with a denoiser or projector, and only when
+`lead_jax.text` can describe that encoder: CLIP ViT-L/14 is 123,650,304), then `total`.
 
 Example:
   lead-jax params --config=configs/projector_humanml3d.py --config.projector.arch=skip

@@ -85,7 +85,11 @@ def recover_root_rot_pos(features) -> tuple[Array, Array]:
 
 def recover_from_ric(features, joints_num: int = 22) -> Array:
   """Joint positions from the rotation-invariant coordinates: [..., T, D] -> [..., T, J, 3]."""
-  x = _check_features(features, joints_num, "recover_from_ric")
+  return _recover_from_ric(_check_features(features, joints_num, "recover_from_ric"), joints_num)
+
+
+@functools.partial(jax.jit, static_argnames=("joints_num",))
+def _recover_from_ric(x: Array, joints_num: int) -> Array:
   r_rot_quat, r_pos = recover_root_rot_pos(x)
   ric = x[..., feature_slices(joints_num)["ric"]]
   local = ric.reshape(ric.shape[:-1] + (joints_num - 1, 3))
@@ -121,6 +125,12 @@ def recover_from_rot(features, joints_num: int = 22, skeleton: str | SkeletonSpe
     raise InputError(f"recover_from_rot: skeleton {skel.name!r} has {skel.joints_num} joints, joints_num is {joints_num}")
   x = _check_features(features, joints_num, "recover_from_rot")
   off = _target_offsets(skel, offsets, "recover_from_rot")
+  return _recover_from_rot(x, off, skel)
+
+
+@functools.partial(jax.jit, static_argnames=("skel",))
+def _recover_from_rot(x: Array, off: Array, skel: SkeletonSpec) -> Array:
+  joints_num = skel.joints_num
   r_rot_quat, r_pos = recover_root_rot_pos(x)
   d6 = x[..., feature_slices(joints_num)["rot6d"]]
   local = rotations.cont6d_to_matrix(d6.reshape(d6.shape[:-1] + (joints_num - 1, 6)))
@@ -139,6 +149,14 @@ def uniform_skeleton(joints, skeleton: str | SkeletonSpec = "t2m", target_offset
   skel = resolve_skeleton(skeleton)
   tgt = _target_offsets(skel, target_offsets, "uniform_skeleton")
   joints = jnp.asarray(joints, jnp.float32)
+  if joints.ndim < 3 or joints.shape[-2:] != (skel.joints_num, 3):
+    raise InputError(f"uniform_skeleton: joints must have shape [..., T, {skel.joints_num}, 3], "
+                     f"found {tuple(joints.shape)}")
+  return _uniform_skeleton(joints, tgt, skel)
+
+
+@functools.partial(jax.jit, static_argnames=("skel",))
+def _uniform_skeleton(joints: Array, tgt: Array, skel: SkeletonSpec) -> Array:
   src = get_offsets(joints[..., 0, :, :], skel)
   leg = lambda o: (jnp.max(jnp.abs(o[..., skel.l_idx1, :]), -1)
                    + jnp.max(jnp.abs(o[..., skel.l_idx2, :]), -1))

@@ -178,18 +178,34 @@ def _check_joints(joints, skel: SkeletonSpec, fn: str) -> Array:
   return joints
 
 
-def _levels(parents: tuple[int, ...]) -> list[np.ndarray]:
-  """Joints grouped by depth in the tree `parents` (root excluded), shallowest first."""
-  depth = [0] * len(parents)
-  for j in range(len(parents)):
-    d, p = 0, parents[j]
+@functools.lru_cache(maxsize=32)
+def _ancestor_tables(parents: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+  """Ancestor table and ancestor-or-self indicator of the tree `parents`.
+
+  Returns:
+    chain [J, D]: row j lists j's ancestors from the root down to j itself, left-padded with J
+      (an index that selects the identity); D is the tree depth + 1.
+    indicator [J, J]: `indicator[j, k] = 1` if k is j or an ancestor of j, k != root.
+  """
+  num = len(parents)
+  paths = []
+  for j in range(num):
+    path, p = [j], parents[j]
     while p >= 0:
-      d, p = d + 1, parents[p]
-      if d > len(parents):
+      path.append(p)
+      p = parents[p]
+      if len(path) > num:
         raise InputError(f"parents {parents} contain a cycle")
-    depth[j] = d
-  return [np.array([j for j in range(len(parents)) if depth[j] == d], np.int32)
-          for d in range(1, max(depth) + 1)]
+    if path[-1] != 0:
+      raise InputError(f"parents {parents}: joint {j} does not descend from the root joint 0")
+    paths.append(path[::-1])
+  depth = max(len(p) for p in paths)
+  chain = np.full((num, depth), num, np.int32)
+  indicator = np.zeros((num, num), np.float32)
+  for j, path in enumerate(paths):
+    chain[j, depth - len(path):] = path
+    indicator[j, path[1:]] = 1.0
+  return chain, indicator
 
 
 def get_offsets(joints_frame0, skeleton: str | SkeletonSpec = "t2m") -> Array:
@@ -208,13 +224,36 @@ def get_offsets(joints_frame0, skeleton: str | SkeletonSpec = "t2m") -> Array:
   return bone * jnp.asarray(skel.raw_offsets, joints.dtype)
 
 
-def forward_kinematics_matrices(rotations_mat, root_pos, offsets, parents,
-                                rotation_parents=None) -> Array:
-  """FK from local rotation matrices [..., T, J, 3, 3]; see `forward_kinematics`."""
+def _parents_pair(parents, rotation_parents) -> tuple[tuple[int, ...], tuple[int, ...]]:
   if isinstance(parents, SkeletonSpec):
     parents, rotation_parents = parents.parents, parents.rotation_parents
   parents = tuple(int(p) for p in parents)
   rotation_parents = parents if rotation_parents is None else tuple(int(p) for p in rotation_parents)
+  if len(rotation_parents) != len(parents):
+    raise InputError(f"forward_kinematics: rotation_parents has {len(rotation_parents)} entries, "
+                     f"parents {len(parents)}")
+  return parents, rotation_parents
+
+
+@functools.partial(jax.jit, static_argnames=("parents", "rotation_parents"))
+def _fk_matrices(rot: Array, root_pos: Array, offsets: Array, parents, rotation_parents) -> Array:
+  num = len(parents)
+  chain, _ = _ancestor_tables(rotation_parents)
+  _, indicator = _ancestor_tables(parents)
+  eye = jnp.broadcast_to(jnp.eye(3, dtype=rot.dtype), rot.shape[:-3] + (1, 3, 3))
+  padded = jnp.concatenate([rot, eye], axis=-3)  # index J selects the identity
+  global_rot = padded[..., chain[:, 0], :, :]
+  for k in range(1, chain.shape[1]):
+    global_rot = global_rot @ padded[..., chain[:, k], :, :]
+  bones = jnp.einsum("...jab,...jb->...ja", global_rot, jnp.broadcast_to(offsets, rot.shape[:-1]))
+  return root_pos[..., None, :] + jnp.einsum("jk,...kc->...jc", jnp.asarray(indicator, rot.dtype), bones,
+                                             precision=jax.lax.Precision.HIGHEST)
+
+
+def forward_kinematics_matrices(rotations_mat, root_pos, offsets, parents,
+                                rotation_parents=None) -> Array:
+  """FK from local rotation matrices [..., T, J, 3, 3]; see `forward_kinematics`."""
+  parents, rotation_parents = _parents_pair(parents, rotation_parents)
   rot = jnp.asarray(rotations_mat)
   if not jnp.issubdtype(rot.dtype, jnp.floating):
     rot = rot.astype(jnp.float32)
@@ -232,20 +271,7 @@ def forward_kinematics_matrices(rotations_mat, root_pos, offsets, parents,
                      f"found {tuple(offsets.shape)}")
   if offsets.ndim > 2:  # [..., J, 3] per clip: broadcast over time.
     offsets = offsets[..., None, :, :]
-  global_rot = [None] * num
-  global_rot[0] = rot[..., 0, :, :]
-  for level in _levels(rotation_parents):
-    for j in level:
-      global_rot[j] = global_rot[rotation_parents[j]] @ rot[..., j, :, :]
-  global_rot = jnp.stack(global_rot, axis=-3)
-  bones = jnp.einsum("...jab,...jb->...ja", global_rot,
-                     jnp.broadcast_to(offsets, rot.shape[:-1]))
-  pos = [None] * num
-  pos[0] = root_pos
-  for level in _levels(parents):
-    for j in level:
-      pos[j] = pos[parents[j]] + bones[..., j, :]
-  return jnp.stack(pos, axis=-2)
+  return _fk_matrices(rot, root_pos, offsets, parents, rotation_parents)
 
 
 def forward_kinematics(rotations_quat, root_pos, offsets, parents, rotation_parents=None) -> Array:
@@ -340,6 +366,11 @@ def inverse_kinematics(joints, skeleton: str | SkeletonSpec = "t2m", smooth_forw
   if joints.ndim < 3:
     raise InputError(f"inverse_kinematics: joints must have shape [..., T, {skel.joints_num}, 3], "
                      f"found {tuple(joints.shape)}")
+  return _inverse_kinematics(joints, skel, smooth_forward)
+
+
+@functools.partial(jax.jit, static_argnames=("skel", "smooth_forward"))
+def _inverse_kinematics(joints: Array, skel: SkeletonSpec, smooth_forward: bool) -> Array:
   root = facing_rotation(joints, skel, smooth_forward)
   root = root.at[..., 0, :].set(jnp.asarray([1.0, 0.0, 0.0, 0.0], root.dtype))
   parents = np.array(skel.parents)
