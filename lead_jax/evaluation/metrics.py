@@ -8,7 +8,8 @@ Protocol facts replicated here:
   * distances `D[a, b] = sqrt(-2 t_a . m_b + |t_a|^2 + |m_b|^2)` with NaN (tiny negative radicand)
     mapped to 0, R-precision over consecutive groups of 32 (the remainder is dropped), a text is a
     hit at k when its own motion is among the k nearest (ties broken by a stable sort);
-  * FID with unbiased covariances, `scipy.linalg.sqrtm(disp=False)`, `1e-6 I` added to both
+  * FID with unbiased covariances, `scipy.linalg.sqrtm` (the reference's `disp=False` only asked
+    for an error estimate and is deprecated in SciPy 1.16+), `1e-6 I` added to both
     covariances when the square root is not finite, the real part kept (imaginary diagonal > 1e-3
     is an error);
   * diversity: two independent index sets drawn without replacement, mean paired distance;
@@ -110,10 +111,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
                      eps: float = 1e-6) -> float:
   """Frechet distance of two Gaussians `N(mu1, sigma1)`, `N(mu2, sigma2)`."""
   diff = mu1 - mu2
-  covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
+  covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
   if not np.all(np.isfinite(covmean)):
     offset = np.eye(sigma1.shape[0]) * eps
-    covmean, _ = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset), disp=False)
+    covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
   if np.iscomplexobj(covmean):
     if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
       raise InputError(f"fid: the covariance product has a matrix square root with imaginary "

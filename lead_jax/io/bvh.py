@@ -27,6 +27,7 @@ import warnings
 import numpy as np
 from scipy.spatial import transform
 
+from lead_jax.motion import rotations
 from lead_jax.errors import InputError, MissingFileError
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
@@ -613,18 +614,7 @@ def slerp_quaternions(quats: np.ndarray, times: np.ndarray) -> np.ndarray:
   lo = np.minimum(np.floor(times + 1e-9).astype(np.int64), quats.shape[0] - 1)
   hi = np.minimum(lo + 1, quats.shape[0] - 1)
   w = (times - lo).reshape((-1,) + (1,) * (quats.ndim - 1))
-  q0, q1 = quats[lo], quats[hi]
-  dot = np.sum(q0 * q1, axis=-1, keepdims=True)
-  q1 = np.where(dot < 0, -q1, q1)  # Shortest arc.
-  dot = np.clip(np.abs(dot), -1.0, 1.0)
-  angle = np.arccos(dot)
-  sin = np.sin(angle)
-  small = sin < 1e-6
-  safe_sin = np.where(small, 1.0, sin)
-  a = np.where(small, 1.0 - w, np.sin((1.0 - w) * angle) / safe_sin)
-  b = np.where(small, w, np.sin(w * angle) / safe_sin)
-  out = a * q0 + b * q1
-  return out / np.linalg.norm(out, axis=-1, keepdims=True)
+  return np.asarray(rotations.quaternion_slerp(quats[lo], quats[hi], w[..., 0]), np.float64)
 
 
 def resample(x: np.ndarray | BvhMotion, src_fps: float, dst_fps: float = 20.0):

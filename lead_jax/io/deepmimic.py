@@ -47,6 +47,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
+from lead_jax.motion import rotations
 from lead_jax.errors import InputError, MissingFileError
 
 MODEL_SCALE = 0.25  # pybullet DeepMimic env: loadURDF("humanoid/humanoid.urdf", globalScaling=0.25)
@@ -208,44 +209,24 @@ def load_humanoid_model(path: str | pathlib.Path | None = None,
 
 
 # ----------------------------------------------------------------------------- quaternions (w,x,y,z)
+# NumPy views of lead_jax.motion.rotations (the importer works in float64 NumPy).
 
 
 def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  aw, ax, ay, az = np.moveaxis(a, -1, 0)
-  bw, bx, by, bz = np.moveaxis(b, -1, 0)
-  return np.stack([aw * bw - ax * bx - ay * by - az * bz,
-                   aw * bx + ax * bw + ay * bz - az * by,
-                   aw * by - ax * bz + ay * bw + az * bx,
-                   aw * bz + ax * by - ay * bx + az * bw], axis=-1)
+  return np.asarray(rotations.qmul(a, b), np.float64)
 
 
 def _qrot(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-  u = q[..., 1:]
-  uv = np.cross(u, v)
-  return v + 2.0 * (q[..., :1] * uv + np.cross(u, uv))
-
-
-def _qnormalize(q: np.ndarray) -> np.ndarray:
-  return q / np.linalg.norm(q, axis=-1, keepdims=True)
+  return np.asarray(rotations.qrot(q, v), np.float64)
 
 
 def _slerp(a: np.ndarray, b: np.ndarray, alpha: np.ndarray) -> np.ndarray:
   """Shortest-path slerp between unit quaternions a, b [..., 4] with weights alpha [...]."""
-  dot = np.sum(a * b, axis=-1)
-  b = np.where((dot < 0)[..., None], -b, b)
-  dot = np.clip(np.abs(dot), -1.0, 1.0)
-  theta = np.arccos(dot)
-  sin = np.sin(theta)
-  small = sin < 1e-6
-  safe = np.where(small, 1.0, sin)
-  wa = np.where(small, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
-  wb = np.where(small, alpha, np.sin(alpha * theta) / safe)
-  return _qnormalize(wa[..., None] * a + wb[..., None] * b)
+  return np.asarray(rotations.quaternion_slerp(a, b, alpha), np.float64)
 
 
 def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-  half = 0.5 * angle[..., None]
-  return np.concatenate([np.cos(half), np.sin(half) * axis], axis=-1)
+  return np.asarray(rotations.axis_angle_to_quaternion(axis * angle[..., None]), np.float64)
 
 
 # ----------------------------------------------------------------------------- clips

@@ -242,10 +242,12 @@ def _fk_matrices(rot: Array, root_pos: Array, offsets: Array, parents, rotation_
   _, indicator = _ancestor_tables(parents)
   eye = jnp.broadcast_to(jnp.eye(3, dtype=rot.dtype), rot.shape[:-3] + (1, 3, 3))
   padded = jnp.concatenate([rot, eye], axis=-3)  # index J selects the identity
+  # 3x3 products as broadcast multiply-adds: small, fused by XLA, and they avoid a dot_general
+  # layout bug of XLA:CPU (jax 0.10) under vmap.
   global_rot = padded[..., chain[:, 0], :, :]
   for k in range(1, chain.shape[1]):
-    global_rot = global_rot @ padded[..., chain[:, k], :, :]
-  bones = jnp.einsum("...jab,...jb->...ja", global_rot, jnp.broadcast_to(offsets, rot.shape[:-1]))
+    global_rot = jnp.sum(global_rot[..., :, :, None] * padded[..., chain[:, k], None, :, :], axis=-2)
+  bones = jnp.sum(global_rot * offsets[..., None, :], axis=-1)
   return root_pos[..., None, :] + jnp.einsum("jk,...kc->...jc", jnp.asarray(indicator, rot.dtype), bones,
                                              precision=jax.lax.Precision.HIGHEST)
 

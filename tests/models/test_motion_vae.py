@@ -9,6 +9,7 @@ from lead_jax.errors import InputError
 from lead_jax.models import MotionVAE, abstract_params, count_params
 
 SMALL = dict(latent_dim=32, ff_size=64, num_layers=3, num_heads=4)
+INIT_KEY = jax.random.key(0, impl="unsafe_rbg")  # cheap to compile; the init law is tested in test_layers
 
 
 @pytest.mark.parametrize("nfeats,expected", [(263, 18_032_135), (251, 18_025_979)])
@@ -23,8 +24,13 @@ def _lengths_mask(lengths, t):
 @pytest.fixture(scope="module")
 def small_vae():
   vae = MotionVAE(nfeats=12, **SMALL)
-  params = vae.init(jax.random.key(0), jnp.zeros((1, 4, 12)), jnp.ones((1, 4), bool))["params"]
+  params = vae.init(INIT_KEY, jnp.zeros((1, 4, 12)), jnp.ones((1, 4), bool))["params"]
   return vae, params
+
+
+_encode = jax.jit(lambda vae, p, x, m, key=None: vae.apply({"params": p}, x, m, key, method=MotionVAE.encode),
+                  static_argnums=0)
+_decode = jax.jit(lambda vae, p, z, m: vae.apply({"params": p}, z, m, method=MotionVAE.decode), static_argnums=0)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -34,9 +40,9 @@ def test_shapes_and_zeroed_padding(small_vae, batch, frames):
   lengths = [max(1, frames - 3 * i) for i in range(batch)]
   mask = _lengths_mask(lengths, frames)
   feats = jax.random.normal(jax.random.key(1), (batch, frames, 12))
-  z, mu, logvar = vae.apply({"params": params}, feats, mask, jax.random.key(2), method=MotionVAE.encode)
+  z, mu, logvar = _encode(vae, params, feats, mask, jax.random.key(2))
   assert z.shape == mu.shape == logvar.shape == (batch, 1, 32)
-  recon = vae.apply({"params": params}, z, mask, method=MotionVAE.decode)
+  recon = _decode(vae, params, z, mask)
   assert recon.shape == (batch, frames, 12)
   assert np.all(np.asarray(recon)[~np.asarray(mask)] == 0)
   assert np.all(np.abs(np.asarray(recon)[np.asarray(mask)]) > 0)
@@ -47,12 +53,12 @@ def test_latents_do_not_depend_on_padded_frames(small_vae):
   mask = _lengths_mask([40, 17], 40)
   feats = jax.random.normal(jax.random.key(3), (2, 40, 12))
   garbage = jnp.where(mask[..., None], feats, 1e3 * jax.random.normal(jax.random.key(4), feats.shape))
-  a = vae.apply({"params": params}, feats, mask, method=MotionVAE.encode)
-  b = vae.apply({"params": params}, garbage, mask, method=MotionVAE.encode)
+  a = _encode(vae, params, feats, mask)
+  b = _encode(vae, params, garbage, mask)
   for x, y in zip(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
   # ...and the sequence cut to its length gives the same latent (up to float reassociation).
-  c = vae.apply({"params": params}, feats[1:, :17], mask[1:, :17], method=MotionVAE.encode)
+  c = _encode(vae, params, feats[1:, :17], mask[1:, :17])
   np.testing.assert_allclose(np.asarray(c[1]), np.asarray(a[1][1:]), atol=1e-5)
 
 
@@ -61,10 +67,10 @@ def test_sampling_is_reparameterised(small_vae):
   mask = jnp.ones((2, 8), bool)
   feats = jax.random.normal(jax.random.key(5), (2, 8, 12))
   key = jax.random.key(6)
-  z, mu, logvar = vae.apply({"params": params}, feats, mask, key, method=MotionVAE.encode)
+  z, mu, logvar = _encode(vae, params, feats, mask, key)
   expected = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape)
   np.testing.assert_allclose(np.asarray(z), np.asarray(expected), atol=1e-6)
-  z0, mu0, _ = vae.apply({"params": params}, feats, mask, method=MotionVAE.encode)
+  z0, mu0, _ = _encode(vae, params, feats, mask)
   np.testing.assert_array_equal(np.asarray(z0), np.asarray(mu0))
 
 
