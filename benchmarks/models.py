@@ -11,10 +11,13 @@ Modules (all jitted in JAX, parameters passed as arguments, compile time reporte
 
 Time = median of --repeats calls after warm-up (JAX: one call, `block_until_ready`; torch: two
 calls, `torch.inference_mode`, eval mode). Inputs have the same shapes on both sides. Ratio = jax / torch
-(below 1: JAX faster).
+(below 1: JAX faster). `--torch-threads 1 2` times torch at each thread count and keeps the
+faster: on a shared, oversubscribed CPU torch's OpenMP threads spin and 2 threads ran up to 8x
+slower than 1, so a baseline at the default thread count alone can flatter JAX.
 
-Usage:
-  JAX_PLATFORMS=cpu python benchmarks/models.py
+Usage (the defaults take 10+ minutes on 2 busy cores; the second line takes about 5):
+  JAX_PLATFORMS=cpu python benchmarks/models.py --torch-threads 1 2
+  JAX_PLATFORMS=cpu python benchmarks/models.py --clip-len 32 --repeats 2 --torch-threads 1
   JAX_PLATFORMS=cpu python benchmarks/models.py --only denoiser clip --repeats 10 --batch-text 16
 """
 
@@ -57,6 +60,7 @@ class Result:
   compile_s: float
   jax_ms: float
   torch_ms: float
+  torch_threads: int
 
 
 def time_jax(fn: Callable[..., Any], args: tuple, repeats: int) -> tuple[float, float]:
@@ -220,12 +224,12 @@ def build_cases(args: argparse.Namespace) -> list[Case]:
 
 
 HEADER = (f"{'module':<11} | {'shape':<13} | {'compile s':>9} | {'jax ms':>9} | {'torch ms':>9} | "
-          f"{'ratio':>6}")
+          f"{'thr':>3} | {'ratio':>6}")
 
 
 def format_row(r: Result) -> str:
   return (f"{r.name:<11} | {r.shape:<13} | {r.compile_s:>9.2f} | {r.jax_ms:>9.1f} | "
-          f"{r.torch_ms:>9.1f} | {r.jax_ms / r.torch_ms:>6.2f}")
+          f"{r.torch_ms:>9.1f} | {r.torch_threads:>3} | {r.jax_ms / r.torch_ms:>6.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,22 +242,31 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--batch-text", type=int, default=64)
   parser.add_argument("--clip-len", type=int, default=77, help="CLIP tokens (MLD pads to 77)")
   parser.add_argument("--minilm-len", type=int, default=32)
-  parser.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
+  parser.add_argument(
+      "--torch-threads", type=int, nargs="+", default=[0],
+      help="torch intra-op thread counts to try (0: torch's default); the fastest is reported. "
+           "On an oversubscribed machine 2 OpenMP threads can be several times slower than 1.")
   args = parser.parse_args(argv)
 
   import torch  # pylint: disable=import-outside-toplevel
   torch.manual_seed(0)
-  if args.torch_threads:
-    torch.set_num_threads(args.torch_threads)
+  default_threads = torch.get_num_threads()
+  thread_counts = [n or default_threads for n in args.torch_threads]
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs); "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads; "
+        f"torch {torch.__version__}, best of {thread_counts} threads (thr column); "
         f"median of {args.repeats} calls; baseline = PyTorch (torch_mld / transformers)")
   print(HEADER)
   print("-" * len(HEADER), flush=True)
   for case in build_cases(args):  # rows print as they finish (the big ones take minutes)
     compile_s, jax_ms = time_jax(case.jax_fn, case.jax_args, args.repeats)
-    torch_ms = time_torch(case.torch_fn, args.repeats)
-    print(format_row(Result(case.name, case.shape, compile_s, jax_ms, torch_ms)), flush=True)
+    torch_ms, threads = float("inf"), 0
+    for n in thread_counts:
+      torch.set_num_threads(n)
+      ms = time_torch(case.torch_fn, args.repeats)
+      if ms < torch_ms:
+        torch_ms, threads = ms, n
+    print(format_row(Result(case.name, case.shape, compile_s, jax_ms, torch_ms, threads)),
+          flush=True)
   return 0
 
 

@@ -166,7 +166,7 @@ def _uniform_skeleton(joints: Array, tgt: Array, skel: SkeletonSpec) -> Array:
   return forward_kinematics(quats, root, tgt, skel)
 
 
-def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float, tgt: Array) -> Array:
+def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float | Array, tgt: Array) -> Array:
   """`process_file` on [..., T, J, 3] float32 (shapes already checked)."""
   num = skel.joints_num
   positions = uniform_skeleton(joints, skel, tgt)
@@ -189,7 +189,7 @@ def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float, tgt: Arra
   delta = global_positions[..., 1:, :, :] - global_positions[..., :-1, :, :]
   speed2 = jnp.sum(delta * delta, axis=-1)  # [..., T-1, J]
   feet = jnp.concatenate([speed2[..., list(skel.fid_l)], speed2[..., list(skel.fid_r)]], axis=-1)
-  contacts = (feet < feet_threshold).astype(jnp.float32)
+  contacts = (feet < jnp.asarray(feet_threshold, feet.dtype)).astype(jnp.float32)
 
   # Rotations with the smoothed facing direction.
   quats = inverse_kinematics(positions, skel, smooth_forward=True)
@@ -255,7 +255,7 @@ def extract_features(joints, skeleton: str | SkeletonSpec = "t2m", feet_threshol
   return _extract_jit(jnp.asarray(joints, jnp.float32), tgt, skel, thres)
 
 
-@functools.partial(jax.jit, static_argnames=("skel", "thres"))
+@functools.partial(jax.jit, static_argnames=("skel",))
 def _extract_jit(joints, tgt, skel, thres):
   return _extract(joints, skel, thres, tgt)
 

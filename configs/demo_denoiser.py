@@ -1,0 +1,16 @@
+"""Embedded demo, stage 2: a small denoiser over the demo VAE (configs/demo_vae.py), MiniLM text.
+
+  lead-jax train --config=configs/demo_denoiser.py --workdir=demo/workdirs/denoiser \
+      --config.dependencies.vae_workdir=demo/workdirs/vae
+Expected: about a minute on 2 CPU cores; eps MSE falls from ~1 to ~0.3.
+"""
+
+from configs import common, train_common
+from configs.demo_vae import demo_models, demo_training
+
+
+def get_config():
+  config = common.base_config("humanml3d", "minilm", ("vae", "denoiser"))
+  train_common.denoiser_training(config, num_steps=600, batch_size=8, builder="deepmimic",
+                                 max_len=64)
+  return demo_training(demo_models(config), 600, learning_rate=3e-4)

@@ -1,0 +1,285 @@
+"""The T2M / MLD evaluation protocol (reference.md section 8.2): replications, tables, MModality.
+
+One replication r (seed `seed + r`): an exact pass over the test split with one random caption and
+crop per clip (the data stream's `eval_seed = seed + r`); embeddings of the ground-truth motions,
+of the motions each method generates for those captions and lengths, and of the captions; all
+rows permuted together; R-precision top-1..3 and MM-Dist in groups of 32, FID against the ground
+truth, diversity over 300 pairs; MultiModality from `mm_prompts` captions x `mm_repeats`
+generations, 10 pairs. Twenty replications give mean and 95% CI. The "Real" row is the evaluator
+on ground truth (its FID compares two independent crops/captions of the test split).
+
+Small splits (the embedded DeepMimic data) shrink the group size, diversity pairs and MModality
+sizes to what the split allows; the sizes used are recorded in the result (`settings`).
+
+  gen = pipeline_generator(Pipeline.from_workdir("runs/projector"), use_projector=True)
+  result = evaluate(evaluator, batches_fn, {"LEAD": gen}, ProtocolSettings(replications=20))
+  write_report(result, "eval/")                        # table.md + table.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+import jax
+import numpy as np
+
+from lead_jax.errors import InputError
+from lead_jax.evaluation import metrics
+
+# captions [B], lengths [B] (frames), key -> de-normalised features [B, T >= max(lengths), D]
+GenerateFn = Callable[[list[str], np.ndarray, jax.Array], np.ndarray]
+# replication seed -> iterable of eval batches (lead_jax.data eval-stream batches)
+BatchesFn = Callable[[int], Iterable[Mapping[str, Any]]]
+
+TABLE1_COLUMNS = ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity", "MModality")
+TABLE3_COLUMNS = ("R@3", "FID", "MM-Dist", "Diversity")
+
+
+class Embedder(Protocol):
+  """What the protocol needs from an evaluator (see `T2MEmbedder`, `TrainedEmbedder`)."""
+
+  def embed_motion(self, features: np.ndarray, lengths: np.ndarray) -> np.ndarray: ...
+
+  def embed_text(self, batch: Mapping[str, Any]) -> np.ndarray: ...
+
+
+@dataclasses.dataclass
+class T2MEmbedder:
+  """The published T2M evaluator: de-normalised features -> its statistics; `word/POS` tokens."""
+  evaluator: Any          # t2m_evaluator.T2MEvaluator
+  word_vectorizer: Any    # convert.t2m_ckpt.WordVectorizer
+
+  def embed_motion(self, features, lengths):
+    self.evaluator.check_features(features)
+    x = (np.asarray(features, np.float32) - self.evaluator.eval_mean) / self.evaluator.eval_std
+    return self.evaluator.motion_embeddings(x, lengths)
+
+  def embed_text(self, batch):
+    tokens = [str(t).split() for t in batch["tokens"]]
+    word, pos, lens = self.word_vectorizer.encode_batch(tokens)
+    return self.evaluator.text_embeddings(word, pos, lens)
+
+
+@dataclasses.dataclass
+class TrainedEmbedder:
+  """A `trainable_evaluator.TrainedEvaluator`: dataset-normalised motions, pooled caption embeddings."""
+  evaluator: Any
+  mean: np.ndarray
+  std: np.ndarray
+
+  def embed_motion(self, features, lengths):
+    self.evaluator.check_features(features)
+    x = (np.asarray(features, np.float32) - self.mean) / self.std
+    return self.evaluator.motion_embeddings(x, lengths)
+
+  def embed_text(self, batch):
+    return self.evaluator.text_embeddings(batch["text_emb"])
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolSettings:
+  replications: int = 20
+  seed: int = 0
+  group_size: int = 32
+  top_k: int = 3
+  diversity_times: int = 300
+  mm_prompts: int = 100
+  mm_repeats: int = 30
+  mm_times: int = 10
+  max_examples: int = 0      # 0: the whole split; N: the first N valid rows (MTI mini-subset)
+
+
+def pipeline_generator(pipeline: Any, use_projector: bool, guidance_scale: float = 7.5,
+                       steps: int = 50, batch_size: int = 64) -> GenerateFn:
+  """A `GenerateFn` over `Pipeline.generate` (chunks of `batch_size` prompts)."""
+  def generate(captions, lengths, key):
+    out, t_max = [], int(np.max(lengths))
+    for i, start in enumerate(range(0, len(captions), batch_size)):
+      sl = slice(start, start + batch_size)
+      res = pipeline.generate(list(captions[sl]), [int(n) for n in lengths[sl]],
+                              jax.random.fold_in(key, i), guidance_scale=guidance_scale,
+                              steps=steps, use_projector=use_projector)
+      f = res["features"]
+      out.append(np.pad(f, ((0, 0), (0, t_max - f.shape[1]), (0, 0))))
+    return np.concatenate(out)
+  return generate
+
+
+def stream_batches(config: Any, text_encoder: Any, split: str = "test") -> BatchesFn:
+  """A `BatchesFn` over `lead_jax.data.make_eval_stream` with `data.eval_seed = seed`."""
+  from lead_jax import data  # pylint: disable=import-outside-toplevel
+
+  def batches(seed: int):
+    cfg = config.copy_and_resolve_references() if hasattr(config, "copy_and_resolve_references") \
+        else config
+    with cfg.unlocked() if hasattr(cfg, "unlocked") else _null():
+      cfg.data.eval_seed = int(seed)
+    return iter(data.make_eval_stream(cfg, text_encoder, split=split))
+
+  return batches
+
+
+class _null:
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    return False
+
+
+@dataclasses.dataclass
+class Split:
+  """The valid rows of one pass: captions, token strings, lengths, GT features, text embeddings."""
+  captions: list[str]
+  lengths: np.ndarray
+  gt_features: np.ndarray
+  batches: list[dict[str, Any]]
+
+
+def collect_split(batches: Iterable[Mapping[str, Any]], mean: np.ndarray, std: np.ndarray,
+                  max_examples: int = 0) -> Split:
+  """Valid rows of eval batches (motion de-normalised with the dataset `mean`/`std`)."""
+  kept, captions, lengths, feats = [], [], [], []
+  total = 0
+  for batch in batches:
+    valid = np.asarray(batch["valid"], bool)
+    if max_examples:
+      valid &= np.cumsum(valid) + total <= max_examples
+    if not valid.any():
+      continue
+    total += int(valid.sum())
+    rows = {k: np.asarray(v)[valid] for k, v in batch.items() if k in
+            ("motion", "length", "text_emb", "tokens", "caption", "id")}
+    kept.append(rows)
+    captions += [str(c) for c in rows["caption"]]
+    lengths.append(rows["length"].astype(np.int64))
+    feats.append(rows["motion"] * std + mean)
+  if not kept:
+    raise InputError("the evaluation split has no usable example (check data.eval_split and "
+                     "data.min_len)")
+  t_max = max(f.shape[1] for f in feats)
+  feats = [np.pad(f, ((0, 0), (0, t_max - f.shape[1]), (0, 0))) for f in feats]
+  return Split(captions, np.concatenate(lengths), np.concatenate(feats).astype(np.float32), kept)
+
+
+def _embed_rows(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], features: np.ndarray,
+                lengths: np.ndarray, batch_size: int = 64) -> np.ndarray:
+  out = []
+  for s in range(0, len(lengths), batch_size):
+    f, l = features[s:s + batch_size], lengths[s:s + batch_size]
+    out.append(fn(f * (np.arange(f.shape[1])[None, :, None] < l[:, None, None]), l))
+  return np.concatenate(out)
+
+
+def _effective(settings: ProtocolSettings, n: int) -> dict[str, int]:
+  group = min(settings.group_size, n)
+  return {"group_size": group, "top_k": min(settings.top_k, group),
+          "diversity_times": min(settings.diversity_times, n - 1),
+          "mm_prompts": min(settings.mm_prompts, n),
+          "mm_repeats": settings.mm_repeats,
+          "mm_times": min(settings.mm_times, max(settings.mm_repeats - 1, 0))}
+
+
+def replication_metrics(text: np.ndarray, motion: np.ndarray, gt: np.ndarray,
+                        eff: Mapping[str, int], rng: np.random.Generator) -> dict[str, float]:
+  """R@k, MM-Dist, FID (vs `gt`), diversity of `motion` (rows already permuted)."""
+  r = metrics.r_precision(text, motion, eff["top_k"], eff["group_size"])
+  out = {f"R@{k + 1}": v for k, v in enumerate(r)}
+  out["MM-Dist"] = metrics.mm_dist(text, motion, eff["group_size"])
+  out["FID"] = metrics.fid(gt, motion)
+  out["Diversity"] = metrics.diversity(motion, eff["diversity_times"], rng)
+  return out
+
+
+def evaluate(embedder: Embedder, batches_fn: BatchesFn, methods: Mapping[str, GenerateFn],
+             settings: ProtocolSettings, mean: np.ndarray, std: np.ndarray,
+             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+  """Runs the protocol; returns `{'settings', 'rows': {name: {metric: [values]}}, 'summary'}`.
+
+  Rows: 'Real' then `methods` in order. Deterministic for fixed `settings.seed`.
+  """
+  per_row: dict[str, dict[str, list[float]]] = {"Real": {}}
+  for name in methods:
+    per_row[name] = {}
+  eff = None
+  for rep in range(settings.replications):
+    seed = settings.seed + rep
+    rng = np.random.default_rng(seed)
+    key = jax.random.fold_in(jax.random.key(settings.seed), rep)
+    split = collect_split(batches_fn(seed), mean, std, settings.max_examples)
+    n = len(split.lengths)
+    if n < 2:
+      raise InputError(f"the evaluation split has {n} usable example(s); need at least 2")
+    eff = _effective(settings, n)
+    text = np.concatenate([embedder.embed_text(b) for b in split.batches])
+    gt = _embed_rows(embedder.embed_motion, split.gt_features, split.lengths)
+    # Real-row FID: a second, independent pass (other captions and crops) of the ground truth.
+    other = collect_split(batches_fn(seed + 1_000_003), mean, std, settings.max_examples)
+    gt_other = _embed_rows(embedder.embed_motion, other.gt_features, other.lengths)
+    perm = rng.permutation(n)
+    real = replication_metrics(text[perm], gt[perm], gt_other, eff, rng)
+    for k, v in real.items():
+      per_row["Real"].setdefault(k, []).append(v)
+    for m_index, (name, generate) in enumerate(methods.items()):
+      mkey = jax.random.fold_in(key, m_index)
+      feats = generate(split.captions, split.lengths, jax.random.fold_in(mkey, 0))
+      emb = _embed_rows(embedder.embed_motion, np.asarray(feats, np.float32), split.lengths)
+      values = replication_metrics(text[perm], emb[perm], gt, eff, rng)
+      if eff["mm_prompts"] >= 1 and eff["mm_times"] >= 1:
+        pick = rng.choice(n, eff["mm_prompts"], replace=False)
+        caps = [split.captions[i] for i in pick for _ in range(eff["mm_repeats"])]
+        lens = np.repeat(split.lengths[pick], eff["mm_repeats"])
+        mm_feats = generate(caps, lens, jax.random.fold_in(mkey, 1))
+        mm_emb = _embed_rows(embedder.embed_motion, np.asarray(mm_feats, np.float32), lens)
+        values["MModality"] = metrics.multimodality(
+            mm_emb.reshape(eff["mm_prompts"], eff["mm_repeats"], -1), eff["mm_times"], rng)
+      for k, v in values.items():
+        per_row[name].setdefault(k, []).append(v)
+    if progress is not None:
+      progress(f"replication {rep + 1}/{settings.replications}: " + ", ".join(
+          f"{name} FID {rows['FID'][-1]:.3f} R@1 {rows['R@1'][-1]:.3f}"
+          for name, rows in per_row.items()))
+  summary = {name: {k: dict(zip(("mean", "ci95"), metrics.mean_and_ci(v)))
+                    for k, v in rows.items()} for name, rows in per_row.items()}
+  return {"settings": {**dataclasses.asdict(settings), "effective": eff}, "rows": per_row,
+          "summary": summary}
+
+
+def markdown_table(result: Mapping[str, Any], columns: Sequence[str] = TABLE1_COLUMNS,
+                   title: str = "") -> str:
+  """Table-1-style Markdown: one row per method, `mean ±ci` per metric ('-' when absent)."""
+  arrows = {"FID": "↓", "MM-Dist": "↓", "Diversity": "→", "MModality": "↑"}
+  head = ["Method"] + [f"{c} {arrows.get(c, '↑')}" for c in columns]
+  lines = ([f"### {title}", ""] if title else []) + [
+      "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for name, row in result["summary"].items():
+    cells = [name]
+    for c in columns:
+      cell = row.get(c)
+      if cell is None or (name == "Real" and c == "MModality"):
+        cells.append("-")
+      else:
+        cells.append(f"{cell['mean']:.3f} ±{cell['ci95']:.3f}")
+    lines.append("| " + " | ".join(cells) + " |")
+  s = result["settings"]
+  eff = s.get("effective") or {}
+  lines += ["", f"{s['replications']} replications, seed {s['seed']}; mean ±95% CI "
+            f"(1.96·std/√n). R-precision groups of {eff.get('group_size')}, diversity "
+            f"{eff.get('diversity_times')} pairs, MModality {eff.get('mm_prompts')} prompts × "
+            f"{eff.get('mm_repeats')} samples, {eff.get('mm_times')} pairs."]
+  return "\n".join(lines) + "\n"
+
+
+def write_report(result: Mapping[str, Any], out_dir: str | pathlib.Path,
+                 columns: Sequence[str] = TABLE1_COLUMNS, title: str = "", stem: str = "table"
+                 ) -> tuple[pathlib.Path, pathlib.Path]:
+  """Writes `<stem>.md` and `<stem>.json` (full per-replication values) into `out_dir`."""
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  md, js = out / f"{stem}.md", out / f"{stem}.json"
+  md.write_text(markdown_table(result, columns, title))
+  js.write_text(json.dumps(result, indent=2, sort_keys=False, default=float))
+  return md, js
