@@ -26,12 +26,12 @@ def demo_training(config, num_steps: int, learning_rate: float = 1e-4):
   config.data.update(builder="deepmimic", dir="", min_len=40, max_len=64, batch_size=8,
                      eval_split="test", text_cache_dir=None)
   config.optimizer.learning_rate = learning_rate
-  config.train.update(num_steps=num_steps, log_every=10, checkpoint_every=num_steps,
+  config.train.update(num_steps=num_steps, log_every=50, checkpoint_every=num_steps,
                       eval_every=num_steps, eval_batches=2)
   return config
 
 
 def get_config():
   config = common.base_config("humanml3d", "minilm", ("vae",))
-  train_common.vae_training(config, num_steps=300, batch_size=8, builder="deepmimic", max_len=64)
-  return demo_training(demo_models(config), 300, learning_rate=3e-4)
+  train_common.vae_training(config, num_steps=1500, batch_size=8, builder="deepmimic", max_len=64)
+  return demo_training(demo_models(config), 1500, learning_rate=1e-3)

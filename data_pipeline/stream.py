@@ -78,12 +78,14 @@ def load_shard_table(opts: dict, split: str, process_index: int, process_count: 
 
 
 def _gather_fn(frames: tf.Tensor, max_len: int):
+  """`sampling.gather_batch` in TensorFlow: padding positions gather the table's last, zero row."""
   steps = tf.range(max_len, dtype=tf.int64)
+  pad_row = tf.constant(frames.shape[0] - 1, tf.int64)
 
   def gather(start, length):
     mask = steps[None, :] < length[:, None]
-    index = tf.where(mask, start[:, None] + steps[None, :], tf.zeros_like(start)[:, None])
-    motion = tf.gather(frames, index) * tf.cast(mask, tf.float32)[..., None]
+    index = tf.where(mask, start[:, None] + steps[None, :], pad_row)
+    motion = tf.gather(frames, index)
     return {"motion": motion, "mask": mask, "length": tf.cast(length, tf.int32)}
   return gather
 

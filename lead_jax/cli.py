@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-bvh": ("export_bvh", "write features or joints as a BVH file on the SMPL 22-joint skeleton"),
     "params": ("params", "print parameter counts per module for a config"),
     "demo": ("demo", "run the embedded default job end to end"),
+    "sample": ("sample", "generate motions from text prompts (LEAD, or MLD with --no-projector)"),
+    "invert": ("invert", "learn a new token from example motions (motion textual inversion)"),
     "evaluate": ("evaluate", "T2M-protocol evaluation: Table 1 (or --mti Table 3) as Markdown + JSON"),
     "train": ("train", "train one stage (VAE, denoiser, projector) from a config, resuming"),
 }

@@ -79,6 +79,50 @@ def motion_round_trip(data_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
   return result
 
 
+DEMO_STAGE_CONFIGS = (("vae", "configs/demo_vae.py"), ("denoiser", "configs/demo_denoiser.py"),
+                      ("projector", "configs/demo_projector.py"))
+
+
+def _repo_file(relative: str) -> pathlib.Path:
+  """A file of the repository (configs live beside the package)."""
+  return pathlib.Path(__file__).resolve().parents[1] / relative
+
+
+def demo_stage_config(stage: str, config_path: str, data_dir: pathlib.Path,
+                      workdirs: pathlib.Path, steps_scale: float):
+  """The tiny demo config of `stage`, reading `data_dir` (all clips) and chained to `workdirs`."""
+  from lead_jax.config_loader import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config(str(_repo_file(config_path)))
+  config.data.builder = "motion_folder"
+  config.data.dir = str(data_dir)
+  config.data.split = "all"  # 15 clips: train on every clip, evaluate on the test split
+  config.train.num_steps = max(1, int(round(config.train.num_steps * steps_scale)))
+  config.train.checkpoint_every = config.train.num_steps
+  config.train.eval_every = config.train.num_steps
+  if stage != "vae":
+    config.dependencies.vae_workdir = str(workdirs / "vae")
+  if stage == "projector" and "denoiser_workdir" in config.dependencies:
+    config.dependencies.denoiser_workdir = str(workdirs / "denoiser")
+  return config
+
+
+def train_demo_stages(data_dir: pathlib.Path, workdirs: pathlib.Path, steps_scale: float) -> dict:
+  """Trains VAE, denoiser and projector in turn (each resumes or skips if already done)."""
+  from lead_jax.commands.train import train_stage  # pylint: disable=g-import-not-at-top
+  from lead_jax.text import load_text_encoder  # pylint: disable=g-import-not-at-top
+  text_encoder = load_text_encoder("minilm")
+  result = {}
+  for stage, config_path in DEMO_STAGE_CONFIGS:
+    config = demo_stage_config(stage, config_path, data_dir, workdirs, steps_scale)
+    start = time.time()
+    _log(f"train: {stage} ({config.train.num_steps} steps) -> {workdirs / stage}")
+    kwargs = {} if stage == "vae" else {"text_encoder": text_encoder}
+    state = train_stage(config, str(workdirs / stage), stage, **kwargs)
+    result[stage] = {"steps": int(state.step), "seconds": round(time.time() - start, 1),
+                     "workdir": str(workdirs / stage), "metrics": str(workdirs / stage / "metrics.jsonl")}
+  return result
+
+
 def run_demo(out: str | pathlib.Path, stages: Sequence[str] = ALL_STAGES, steps_scale: float = 1.0,
              seed: int = 0) -> dict:
   """Runs the demo stages into `out`; returns a summary dict (also written to summary.json)."""
@@ -94,6 +138,8 @@ def run_demo(out: str | pathlib.Path, stages: Sequence[str] = ALL_STAGES, steps_
     summary["data"] = build_embedded_dataset(data_dir)
   if "motion" in stages:
     summary["motion"] = motion_round_trip(data_dir, out / "motion")
+  if "train" in stages:
+    summary["train"] = train_demo_stages(data_dir, out / "workdirs", steps_scale)
   summary["seconds"] = round(time.time() - start, 1)
   (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
   _log(f"done in {summary['seconds']} s -> {out}")

@@ -328,7 +328,8 @@ class Pipeline:
 
   def generate(self, texts: Sequence[str], lengths: int | Sequence[int], key: jax.Array,
                guidance_scale: float = 7.5, steps: int = 50, use_projector: bool | None = None,
-               scheduler: str = "ddim", num_samples: int = 1) -> dict[str, Any]:
+               scheduler: str = "ddim", num_samples: int = 1,
+               prompt_ids: Sequence[int] | None = None) -> dict[str, Any]:
     """Motions for `texts` (each `num_samples` times) of the given `lengths` (frames).
 
     Args:
@@ -337,14 +338,16 @@ class Pipeline:
       steps: sampler steps. scheduler: "ddim" (MLD) or "ddpm".
       use_projector: LEAD's D_proj(E_proj(z0)) before decoding; None = when the pipeline has one.
       num_samples: motions per prompt.
+      prompt_ids: P non-negative ints folded into the key instead of the prompts' positions (so a
+        caller batching a long prompt list gets the same motions as one big call).
     Returns:
       dict with `features [N, Tmax, D]` (de-normalised), `joints [N, Tmax, J, 3]` (NumPy, zero past
       each length; Tmax = max(lengths)), `mask [N, Tmax]`, `lengths [N]`, `texts` (N strings),
       `prompt_index [N]`, `sample_index [N]`, `truncated [P]` and `projector` (bool); N = P x
       num_samples ordered prompt-major.
     """
-    texts = _check_texts(texts)
-    lengths = self._check_lengths(lengths, len(texts))
+    texts = check_texts(texts)
+    lengths = self.check_lengths(lengths, len(texts))
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
       raise InputError(f"num_samples must be a positive integer, found {num_samples!r}")
     if not math.isfinite(float(guidance_scale)):
@@ -357,6 +360,9 @@ class Pipeline:
     state = self.scheduler_state(scheduler, steps)
 
     prompts = len(texts)
+    ids = np.arange(prompts) if prompt_ids is None else np.asarray(prompt_ids, np.int64)
+    if ids.shape != (prompts,) or (ids < 0).any():
+      raise InputError(f"prompt_ids must be {prompts} non-negative integers, found {prompt_ids!r}")
     prompt_pos = np.repeat(np.arange(prompts), num_samples)
     sample_idx = np.tile(np.arange(num_samples), prompts)
     count = prompts * num_samples
@@ -365,7 +371,7 @@ class Pipeline:
     pad = bucket - count
     prompt_index = np.concatenate([prompt_pos + 1, np.zeros(pad, np.int64)]).astype(np.int32)
     frame_counts = np.concatenate([np.repeat(lengths, num_samples), np.ones(pad, np.int64)])
-    keys = motion_keys(key, np.concatenate([prompt_pos, np.zeros(pad, np.int64)]),
+    keys = motion_keys(key, np.concatenate([ids[prompt_pos], np.zeros(pad, np.int64)]),
                        np.concatenate([sample_idx, np.arange(pad) + num_samples]))
     features, joints = self.program(
         self.params, self.text_encoder.params, jnp.asarray(self.text_encoder.extra_embeddings),
@@ -391,7 +397,7 @@ class Pipeline:
     return int(self.program._cache_size())  # pylint: disable=protected-access
 
   # ---- helpers -----------------------------------------------------------------------------------
-  def _check_lengths(self, lengths: int | Sequence[int], prompts: int) -> np.ndarray:
+  def check_lengths(self, lengths: int | Sequence[int], prompts: int) -> np.ndarray:
     if isinstance(lengths, (int, np.integer)) and not isinstance(lengths, bool):
       lengths = [int(lengths)] * prompts
     values = list(lengths) if not isinstance(lengths, (str, bytes)) else None
@@ -427,7 +433,7 @@ class Pipeline:
                       eos_index=jnp.asarray(rep(eos))), truncated
 
 
-def _check_texts(texts: Sequence[str]) -> list[str]:
+def check_texts(texts: Sequence[str]) -> list[str]:
   if isinstance(texts, str):
     raise InputError(f"texts must be a list of prompts, found the string {texts!r}")
   texts = list(texts)

@@ -134,18 +134,18 @@ def make_train_stream(config: Any, text_encoder: Any, mesh=None, process_index: 
   pi, pc = _processes(process_index, process_count)
   local_batch = check_batch_size(opts["batch_size"], pc, mesh)
   table, _ = _load(opts, opts["split"], pi, pc)
-  text_emb, null_emb = _text_tables(table, text_encoder, opts["text_cache_dir"])
   cfg = opts["sampling"]
+  eligible = int(np.sum(table.clip_ok))
+  if eligible < local_batch:
+    raise ConfigError(f"split {opts['split']!r} shard {pi}/{pc} has {eligible} usable clips "
+                      f"(>= {cfg.min_len} frames), fewer than the per-process batch {local_batch}")
+  text_emb, null_emb = _text_tables(table, text_encoder, opts["text_cache_dir"])
   if opts["backend"] == "tf":
     from data_pipeline import stream as tf_stream  # pylint: disable=import-outside-toplevel
     source = tf_stream.tf_train_source(table, text_emb, cfg, opts["seed"], pi, local_batch,
                                        opts["prefetch"])
   else:
     source = numpy_train_source(table, text_emb, cfg, opts["seed"], pi, local_batch)
-  eligible = int(np.sum(table.clip_ok))
-  if eligible < local_batch:
-    raise ConfigError(f"split {opts['split']!r} shard {pi}/{pc} has {eligible} usable clips "
-                      f"(>= {cfg.min_len} frames), fewer than the per-process batch {local_batch}")
   return TrainStream(source, table=table, caption_texts=table.caption_texts,
                      null_text_emb=null_emb, batch_size=local_batch,
                      steps_per_epoch=eligible // local_batch, prefetch=opts["prefetch"],

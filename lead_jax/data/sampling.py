@@ -58,7 +58,8 @@ class SamplingConfig:
 class ClipTable:
   """One shard of a split in memory, normalised; index `i` is the i-th clip sorted by id.
 
-  frames: `[N_frames, D] float32` normalised frames of all clips, concatenated.
+  frames: `[N_frames + 1, D] float32` normalised frames of all clips, concatenated, then one zero
+    row that padding positions gather (so a padded batch is one gather, no masking pass).
   offsets, lengths: `[N] int64` where each clip starts in `frames`, and its length.
   caption_offsets: `[N + 1]` clip i owns captions `caption_offsets[i]:caption_offsets[i+1]`.
   seg_begin, seg_end: `[C] int64` each caption's frame window within its clip.
@@ -122,7 +123,7 @@ def build_table(clips: Iterable[Clip], mean: np.ndarray, std: np.ndarray,
   seg_begin, seg_end = np.asarray(begins, np.int64), np.asarray(ends, np.int64)
   return ClipTable(
       ids=ids,
-      frames=np.concatenate(chunks) if chunks else np.zeros((0, dim), np.float32),
+      frames=np.concatenate(chunks + [np.zeros((1, dim), np.float32)]),
       offsets=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
       lengths=lengths,
       caption_offsets=np.concatenate([[0], np.cumsum(cap_counts)]).astype(np.int64),
@@ -205,18 +206,18 @@ def eval_plan(table: ClipTable, cfg: SamplingConfig, seed: int) -> Plan:
   return choose_windows(table, np.flatnonzero(table.clip_ok), cfg, rng)
 
 
-def window_indices(start: np.ndarray, length: np.ndarray, max_len: int
+def window_indices(start: np.ndarray, length: np.ndarray, max_len: int, pad_row: int
                    ) -> tuple[np.ndarray, np.ndarray]:
-  """(`[B, max_len]` frame indices, clamped to 0 where padded; `[B, max_len]` mask)."""
+  """(`[B, max_len]` frame indices, `pad_row` where padded; `[B, max_len]` mask)."""
   steps = np.arange(max_len, dtype=np.int64)
   mask = steps[None, :] < length[:, None]
-  return np.where(mask, start[:, None] + steps[None, :], 0), mask
+  return np.where(mask, start[:, None] + steps[None, :], pad_row), mask
 
 
 def gather_batch(table: ClipTable, plan: Plan, max_len: int) -> dict[str, np.ndarray]:
   """`motion [B, max_len, D]` (normalised, zero-padded), `mask [B, max_len]`, `length [B]`."""
-  index, mask = window_indices(plan.start, plan.length, max_len)
-  motion = table.frames[index] * mask[..., None].astype(np.float32)
+  index, mask = window_indices(plan.start, plan.length, max_len, len(table.frames) - 1)
+  motion = np.take(table.frames, index, axis=0)  # padding gathers the zero row
   return {"motion": motion, "mask": mask, "length": plan.length.astype(np.int32)}
 
 

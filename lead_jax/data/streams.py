@@ -116,6 +116,7 @@ class TrainStream:
                null_text_emb: np.ndarray, batch_size: int, steps_per_epoch: int,
                prefetch: int = 2, mesh: Mesh | None = None,
                sharding: NamedSharding | None = None, backend: str = "numpy"):
+    self._it: Any = None
     self._source = source
     self.table = table
     self.caption_texts = caption_texts
@@ -126,7 +127,6 @@ class TrainStream:
     self.mesh, self.sharding = mesh, sharding
     self.backend = backend
     self._epoch, self._step = 0, 0
-    self._it: Any = None
 
   def _open(self):
     it = self._source(self._epoch, self._step)
@@ -158,9 +158,13 @@ class TrainStream:
     self._epoch, self._step = epoch, step
 
   def close(self) -> None:
+    """Stops the prefetch thread (a later `next` reopens at `state()`)."""
     if isinstance(self._it, _Prefetcher):
       self._it.close()
     self._it = None
+
+  def __del__(self):
+    self.close()
 
 
 def eval_layout(table: ClipTable, cfg: SamplingConfig, seed: int, batch_size: int,

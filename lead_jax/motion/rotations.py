@@ -98,22 +98,21 @@ def qbetween(v0, v1) -> Array:
   v0, v1 = _as_float(v0), _as_float(v1)
   _check_last(v0, 3, "v0", "qbetween")
   _check_last(v1, 3, "v1", "qbetween")
-  v0, v1 = jnp.broadcast_arrays(v0, v1)
-  n0n1 = jnp.sqrt(jnp.sum(v0 * v0, -1, keepdims=True) * jnp.sum(v1 * v1, -1, keepdims=True))
-  w = n0n1 + jnp.sum(v0 * v1, -1, keepdims=True)
-  q = jnp.concatenate([w, jnp.cross(v0, v1)], axis=-1)
-  n = _safe_norm(q)
-  # Opposite directions: rotate by pi about the axis v0 x e, e the basis vector least aligned with v0.
-  e = jnp.eye(3, dtype=v0.dtype)[jnp.argmin(jnp.abs(v0), axis=-1)]
+  # Fallback for opposite directions: the half turn about v0 x e, e = X unless v0 is mostly along
+  # X, then Y; for a zero vector: the identity. Computed at v0's own shape (often a constant).
+  n0 = _safe_norm(v0)
+  mostly_x = jnp.abs(v0[..., :1]) > 0.9 * n0
+  e = jnp.where(mostly_x, jnp.asarray([0.0, 1.0, 0.0], v0.dtype), jnp.asarray([1.0, 0.0, 0.0], v0.dtype))
   axis = jnp.cross(v0, e)
   axis = axis / jnp.maximum(_safe_norm(axis), 1e-30)
-  half_turn = jnp.concatenate([jnp.zeros_like(w), axis], axis=-1)
-  identity = jnp.zeros_like(q).at[..., 0].set(1.0)
-  eps = 1e-7 * jnp.maximum(n0n1, 1e-30)
-  degenerate = n <= eps
-  out = q / jnp.where(degenerate, 1.0, n)
-  out = jnp.where(degenerate & (n0n1 > 0), half_turn, out)
-  return jnp.where(n0n1 > 0, out, identity)
+  fallback = jnp.where(n0 > 0, jnp.concatenate([jnp.zeros_like(n0), axis], -1),
+                       jnp.asarray([1.0, 0.0, 0.0, 0.0], v0.dtype))
+  n0n1 = jnp.sqrt(jnp.sum(v0 * v0, -1, keepdims=True) * jnp.sum(v1 * v1, -1, keepdims=True))
+  q = jnp.concatenate([n0n1 + jnp.sum(v0 * v1, -1, keepdims=True), jnp.cross(v0, v1)], axis=-1)
+  n2 = jnp.sum(q * q, -1, keepdims=True)
+  good = n2 > (1e-7 * n0n1) ** 2 + 1e-30
+  out = q * jax.lax.rsqrt(jnp.where(good, n2, 1.0))
+  return jnp.where(good, out, fallback)
 
 
 def qfix(q, time_axis: int = -3) -> Array:
@@ -148,14 +147,13 @@ def quaternion_to_matrix(q) -> Array:
   """[..., 4] (w, x, y, z), not necessarily unit -> rotation matrices [..., 3, 3] (`v' = R v`)."""
   q = _as_float(q)
   _check_last(q, 4, "q", "quaternion_to_matrix")
-  r, i, j, k = jnp.moveaxis(q, -1, 0)
-  two_s = 2.0 / jnp.sum(q * q, axis=-1)
-  m = jnp.stack([
-      1 - two_s * (j * j + k * k), two_s * (i * j - k * r), two_s * (i * k + j * r),
-      two_s * (i * j + k * r), 1 - two_s * (i * i + k * k), two_s * (j * k - i * r),
-      two_s * (i * k - j * r), two_s * (j * k + i * r), 1 - two_s * (i * i + j * j),
-  ], axis=-1)
-  return m.reshape(q.shape[:-1] + (3, 3))
+  w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+  s = 2.0 / (w * w + x * x + y * y + z * z)
+  return jnp.stack([
+      jnp.stack([1 - s * (y * y + z * z), s * (x * y - z * w), s * (x * z + y * w)], -1),
+      jnp.stack([s * (x * y + z * w), 1 - s * (x * x + z * z), s * (y * z - x * w)], -1),
+      jnp.stack([s * (x * z - y * w), s * (y * z + x * w), 1 - s * (x * x + y * y)], -1),
+  ], axis=-2)
 
 
 def matrix_to_quaternion(m) -> Array:
@@ -208,8 +206,13 @@ def matrix_to_cont6d(m) -> Array:
 
 
 def quaternion_to_cont6d(q) -> Array:
-  """[..., 4] -> [..., 6]: the first two columns of the rotation matrix."""
-  return matrix_to_cont6d(quaternion_to_matrix(q))
+  """[..., 4] -> [..., 6]: the first two columns of the rotation matrix (computed directly)."""
+  q = _as_float(q)
+  _check_last(q, 4, "q", "quaternion_to_cont6d")
+  w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+  s = 2.0 / (w * w + x * x + y * y + z * z)
+  return jnp.stack([1 - s * (y * y + z * z), s * (x * y + z * w), s * (x * z - y * w),
+                    s * (x * y - z * w), 1 - s * (x * x + z * z), s * (y * z + x * w)], axis=-1)
 
 
 def cont6d_to_quaternion(d6) -> Array:

@@ -235,44 +235,74 @@ def _parents_pair(parents, rotation_parents) -> tuple[tuple[int, ...], tuple[int
   return parents, rotation_parents
 
 
+def _matmul3(a: Array, b: Array) -> Array:
+  """Batched 3x3 products [..., 3, 3] as three broadcast multiply-adds (fused by XLA; also avoids
+  a dot_general layout bug of XLA:CPU, jax 0.10, under vmap)."""
+  return a[..., :, 0:1] * b[..., 0:1, :] + a[..., :, 1:2] * b[..., 1:2, :] + a[..., :, 2:3] * b[..., 2:3, :]
+
+
+def _fk_core(local: list[Array], root_pos: Array, offsets: Array, parents, rotation_parents,
+             compose, apply) -> Array:
+  """FK over per-joint rotation blocks `local[j]` (quaternions or matrices), each joint once."""
+  num = len(parents)
+  glob = [None] * num
+  glob[0] = local[0]
+  for j in _topological_order(rotation_parents)[1:]:
+    glob[j] = compose(glob[rotation_parents[j]], local[j])
+  pos = [None] * num
+  pos[0] = root_pos
+  for j in _topological_order(parents)[1:]:
+    pos[j] = pos[parents[j]] + apply(glob[j], jnp.broadcast_to(offsets[..., j, :], root_pos.shape))
+  return jnp.stack(pos, axis=-2)
+
+
+@functools.lru_cache(maxsize=32)
+def _topological_order(parents: tuple[int, ...]) -> tuple[int, ...]:
+  """Joints sorted so that every parent precedes its children (root first)."""
+  chain, _ = _ancestor_tables(parents)
+  depth = (chain < len(parents)).sum(axis=1)
+  return tuple(int(j) for j in np.argsort(depth, kind="stable"))
+
+
 @functools.partial(jax.jit, static_argnames=("parents", "rotation_parents"))
 def _fk_matrices(rot: Array, root_pos: Array, offsets: Array, parents, rotation_parents) -> Array:
-  num = len(parents)
-  chain, _ = _ancestor_tables(rotation_parents)
-  _, indicator = _ancestor_tables(parents)
-  eye = jnp.broadcast_to(jnp.eye(3, dtype=rot.dtype), rot.shape[:-3] + (1, 3, 3))
-  padded = jnp.concatenate([rot, eye], axis=-3)  # index J selects the identity
-  # 3x3 products as broadcast multiply-adds: small, fused by XLA, and they avoid a dot_general
-  # layout bug of XLA:CPU (jax 0.10) under vmap.
-  global_rot = padded[..., chain[:, 0], :, :]
-  for k in range(1, chain.shape[1]):
-    global_rot = jnp.sum(global_rot[..., :, :, None] * padded[..., chain[:, k], None, :, :], axis=-2)
-  bones = jnp.sum(global_rot * offsets[..., None, :], axis=-1)
-  return root_pos[..., None, :] + jnp.einsum("jk,...kc->...jc", jnp.asarray(indicator, rot.dtype), bones,
-                                             precision=jax.lax.Precision.HIGHEST)
+  local = [rot[..., j, :, :] for j in range(len(parents))]
+  return _fk_core(local, root_pos, offsets, parents, rotation_parents, _matmul3,
+                  lambda m, v: jnp.sum(m * v[..., None, :], axis=-1))
 
 
-def forward_kinematics_matrices(rotations_mat, root_pos, offsets, parents,
-                                rotation_parents=None) -> Array:
-  """FK from local rotation matrices [..., T, J, 3, 3]; see `forward_kinematics`."""
-  parents, rotation_parents = _parents_pair(parents, rotation_parents)
-  rot = jnp.asarray(rotations_mat)
+@functools.partial(jax.jit, static_argnames=("parents", "rotation_parents"))
+def _fk_quaternions(quat: Array, root_pos: Array, offsets: Array, parents, rotation_parents) -> Array:
+  local = [quat[..., j, :] for j in range(len(parents))]
+  return _fk_core(local, root_pos, offsets, parents, rotation_parents, rotations.qmul, rotations.qrot)
+
+
+def _check_fk_args(rot, root_pos, offsets, num: int, trailing: tuple[int, ...]):
   if not jnp.issubdtype(rot.dtype, jnp.floating):
     rot = rot.astype(jnp.float32)
-  num = len(parents)
-  if rot.ndim < 3 or rot.shape[-3:] != (num, 3, 3):
-    raise InputError(f"forward_kinematics: local rotations must have shape [..., T, {num}, 3, 3] "
-                     f"(or quaternions [..., T, {num}, 4]), found {tuple(rot.shape)}")
+  if rot.ndim < 1 + len(trailing) or rot.shape[-1 - len(trailing):] != (num,) + trailing:
+    shape = ", ".join(str(d) for d in (num,) + trailing)
+    raise InputError(f"forward_kinematics: local rotations must have shape [..., T, {shape}], "
+                     f"found {tuple(rot.shape)}")
+  batch = rot.shape[:-1 - len(trailing)]
   root_pos = jnp.asarray(root_pos, rot.dtype)
   offsets = jnp.asarray(offsets, rot.dtype)
-  if root_pos.shape[-1:] != (3,) or root_pos.shape[:-1] != rot.shape[:-3]:
-    raise InputError(f"forward_kinematics: root_pos must have shape {rot.shape[:-3] + (3,)}, "
+  if root_pos.shape != batch + (3,):
+    raise InputError(f"forward_kinematics: root_pos must have shape {batch + (3,)}, "
                      f"found {tuple(root_pos.shape)}")
   if offsets.ndim < 2 or offsets.shape[-2:] != (num, 3):
     raise InputError(f"forward_kinematics: offsets must have shape [{num}, 3] or [..., {num}, 3], "
                      f"found {tuple(offsets.shape)}")
   if offsets.ndim > 2:  # [..., J, 3] per clip: broadcast over time.
     offsets = offsets[..., None, :, :]
+  return rot, root_pos, offsets
+
+
+def forward_kinematics_matrices(rotations_mat, root_pos, offsets, parents,
+                                rotation_parents=None) -> Array:
+  """FK from local rotation matrices [..., T, J, 3, 3]; see `forward_kinematics`."""
+  parents, rotation_parents = _parents_pair(parents, rotation_parents)
+  rot, root_pos, offsets = _check_fk_args(jnp.asarray(rotations_mat), root_pos, offsets, len(parents), (3, 3))
   return _fk_matrices(rot, root_pos, offsets, parents, rotation_parents)
 
 
@@ -292,11 +322,9 @@ def forward_kinematics(rotations_quat, root_pos, offsets, parents, rotation_pare
   Returns:
     [..., T, J, 3] joint positions.
   """
-  q = jnp.asarray(rotations_quat)
-  if q.ndim < 2 or q.shape[-1] != 4:
-    raise InputError(f"forward_kinematics: rotations_quat must have shape [..., T, J, 4], found {tuple(q.shape)}")
-  return forward_kinematics_matrices(rotations.quaternion_to_matrix(q), root_pos, offsets,
-                                     parents, rotation_parents)
+  parents, rotation_parents = _parents_pair(parents, rotation_parents)
+  q, root_pos, offsets = _check_fk_args(jnp.asarray(rotations_quat), root_pos, offsets, len(parents), (4,))
+  return _fk_quaternions(q, root_pos, offsets, parents, rotation_parents)
 
 
 @functools.lru_cache(maxsize=64)
@@ -378,8 +406,7 @@ def _inverse_kinematics(joints: Array, skel: SkeletonSpec, smooth_forward: bool)
   parents = np.array(skel.parents)
   parents[0] = 0
   bones = _normalize(joints - joints[..., parents, :])
-  raw = jnp.broadcast_to(jnp.asarray(skel.raw_offsets, joints.dtype), bones.shape)
-  global_rot = rotations.qbetween(raw, bones)
+  global_rot = rotations.qbetween(jnp.asarray(skel.raw_offsets, joints.dtype), bones)
   global_rot = jnp.concatenate([root[..., None, :], global_rot[..., 1:, :]], axis=-2)
   rot_parents = np.array(skel.rotation_parents)
   rot_parents[0] = 0

@@ -84,6 +84,7 @@ def test_buffer_shuffle_matches_its_definition():
 
 def test_gather_batch_pads_and_masks():
   table = make_table([60, 80])
+  assert table.frames.shape == (141, 3) and np.all(table.frames[-1] == 0)  # + the padding row
   plan = sampling.Plan(np.array([0, 1]), np.array([0, 1]), np.array([4, 60 + 8]),
                        np.array([40, 44]))
   b = sampling.gather_batch(table, plan, 48)

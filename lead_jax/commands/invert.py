@@ -1,0 +1,79 @@
+"""Motion textual inversion: learn a new token (e.g. "<dance-x>") from example motions.
+
+Usage:
+  lead-jax invert --workdir runs/projector --motion dance.npy --token "<dance-x>" --init-word walk \
+      --space lead --out dance-x.npz
+  lead-jax invert --workdir runs/denoiser --motion a.npy b.npy --token "<limp>" --init-word walk \
+      --space mld --steps 50 --lr 5e-3 --out limp.npz
+  lead-jax sample --workdir runs/projector --concept dance-x.npz --prompt "a person <dance-x>" --out g
+
+Motions are `.npy` features [T, 263] (de-normalised, as in new_joint_vecs/) or joints [T, 22, 3]
+(converted with the HumanML3D feature extraction). `--space`: lead (projector space, needs the
+projector's workdir), mld (epsilon MSE in the VAE latent space) or feat (decoded features).
+Defaults come from configs/inversion.py (or --config FILE); flags override them. The concept file
+holds the token, its embedding, the text encoder it belongs to and the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import pathlib
+
+from lead_jax.errors import ConfigError, MissingFileError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--workdir", required=True, help="projector (or denoiser) stage workdir")
+  parser.add_argument("--motion", nargs="+", required=True, help="example motions (.npy)")
+  parser.add_argument("--token", required=True, help='the new token, e.g. "<dance-x>"')
+  parser.add_argument("--init-word", default=None, help="descriptor word initialising the token")
+  parser.add_argument("--space", choices=("lead", "mld", "feat"), default=None)
+  parser.add_argument("--out", required=True, help="concept file (.npz)")
+  parser.add_argument("--config", default=None, help="inversion config (default configs/inversion.py)")
+  parser.add_argument("--steps", type=int, default=None)
+  parser.add_argument("--batch-size", type=int, default=None)
+  parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+  parser.add_argument("--segment-frames", type=int, default=None)
+  parser.add_argument("--seed", type=int, default=None)
+  parser.add_argument("--denoiser-workdir", default=None, help="override the config's")
+  parser.add_argument("--vae-workdir", default=None, help="override the config's")
+  parser.add_argument("--data-dir", default=None, help="folder with Mean.npy/Std.npy (override)")
+  parser.add_argument("--text-encoder-path", default=None, help="text encoder directory (override)")
+
+
+def load_config(path: str | None):
+  """`get_config()` of the given file, or of configs/inversion.py."""
+  if path is None:
+    from configs import inversion  # pylint: disable=import-outside-toplevel
+    return inversion.get_config()
+  file = pathlib.Path(path)
+  if not file.is_file():
+    raise MissingFileError(f"inversion config not found: {file}")
+  spec = importlib.util.spec_from_file_location("_inversion_config", file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"{file} has no get_config()")
+  return module.get_config()
+
+
+def run(args: argparse.Namespace) -> int:
+  from lead_jax import inversion  # pylint: disable=import-outside-toplevel
+  from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
+
+  settings = inversion.InversionSettings.from_config(
+      load_config(args.config), space=args.space, steps=args.steps, batch_size=args.batch_size,
+      learning_rate=args.lr, segment_frames=args.segment_frames, seed=args.seed)
+  if not args.out.endswith(".npz"):
+    raise ConfigError(f"--out must end in .npz, found {args.out}")
+  pipe = Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
+                               vae_workdir=args.vae_workdir, data_dir=args.data_dir,
+                               text_encoder_path=args.text_encoder_path)
+  motions = [inversion.load_motion_features(p, pipe.vae.nfeats) for p in args.motion]
+  result = inversion.invert(pipe, motions, args.token, args.init_word, settings, progress=True)
+  path = result.concept.save(args.out)
+  before, after = result.eval_losses
+  print(f"wrote {path}: {args.token} ({settings.space} space, {settings.steps} steps); "
+        f"fixed-batch loss {before:.4g} -> {after:.4g}; {result.seconds_per_step:.3f} s/step")
+  return 0

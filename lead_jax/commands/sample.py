@@ -1,0 +1,144 @@
+"""Generate motions from text with the trained stages (LEAD, or MLD with --no-projector).
+
+Usage:
+  lead-jax sample --workdir runs/projector --prompt "a person walks forward." --length 120 --out gen
+  lead-jax sample --workdir runs/projector --prompts prompts.txt --num-samples 3 --seed 1 --out gen
+  lead-jax sample --workdir runs/denoiser --prompt "someone jumps" --out gen_mld   # MLD mode
+  lead-jax sample --workdir runs/projector --concept dance-x.npz --prompt "a person <dance-x>" \
+      --out gen_concept
+
+`--workdir` is the last trained stage's workdir (the projector's; the denoiser's for MLD mode); its
+config names the workdirs of the stages it depends on (override with --denoiser-workdir /
+--vae-workdir). A prompts file has one prompt per line, `LENGTH caption` (as MLD's example file) or
+just `caption` (then --length applies); blank lines and lines starting with '#' are skipped.
+
+Writes, per motion `P<prompt>_S<sample>`: `features/*.npy` ([T, 263], de-normalised),
+`joints/*.npy` ([T, 22, 3]), `bvh/*.bvh`, `animations/*.gif`, and `index.json`: a list of
+{prompt, sample, length, projector, features, joints, bvh, animation} (paths relative to --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+import numpy as np
+
+from lead_jax.errors import InputError, MissingFileError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--workdir", required=True,
+                      help="projector stage workdir (LEAD) or denoiser stage workdir (MLD mode)")
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument("--prompt", action="append", help="a caption (repeatable)")
+  source.add_argument("--prompts", help="file of lines 'LENGTH caption' or 'caption'")
+  parser.add_argument("--length", type=int, default=196, help="frames (20 fps) when not given per line")
+  parser.add_argument("--num-samples", type=int, default=1, help="motions per prompt")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--guidance-scale", type=float, default=7.5)
+  parser.add_argument("--steps", type=int, default=50, help="sampler steps")
+  parser.add_argument("--scheduler", choices=("ddim", "ddpm"), default="ddim")
+  parser.add_argument("--no-projector", action="store_true",
+                      help="skip LEAD's projector round trip (the MLD baseline)")
+  parser.add_argument("--concept", action="append", default=[],
+                      help="concept .npz from `lead-jax invert` (repeatable)")
+  parser.add_argument("--out", required=True, help="output directory")
+  parser.add_argument("--batch-size", type=int, default=32, help="motions per generation call")
+  parser.add_argument("--fps", type=float, default=20.0)
+  parser.add_argument("--no-bvh", action="store_true", help="do not write BVH files")
+  parser.add_argument("--no-animation", action="store_true", help="do not render GIFs")
+  parser.add_argument("--denoiser-workdir", default=None, help="override the config's")
+  parser.add_argument("--vae-workdir", default=None, help="override the config's")
+  parser.add_argument("--data-dir", default=None, help="folder with Mean.npy/Std.npy (override)")
+  parser.add_argument("--text-encoder-path", default=None, help="text encoder directory (override)")
+
+
+def read_prompts(path: str | pathlib.Path, default_length: int) -> list[tuple[str, int]]:
+  """`[(caption, length)]` from a file of `LENGTH caption` or `caption` lines."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise MissingFileError(f"prompts file not found: {path}")
+  prompts = []
+  for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    line = line.strip()
+    if not line or line.startswith("#"):
+      continue
+    head, _, rest = line.partition(" ")
+    if head.lstrip("+-").isdigit():
+      if not rest.strip():
+        raise InputError(f"{path}:{number}: a length ({head}) without a caption")
+      prompts.append((rest.strip(), int(head)))
+    else:
+      prompts.append((line, default_length))
+  if not prompts:
+    raise InputError(f"{path}: no prompts (expected lines 'LENGTH caption' or 'caption')")
+  return prompts
+
+
+def run(args: argparse.Namespace) -> int:
+  import jax  # pylint: disable=import-outside-toplevel
+  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
+  from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
+
+  if args.prompts:
+    prompts = read_prompts(args.prompts, args.length)
+  else:
+    prompts = [(p, args.length) for p in args.prompt]
+  if args.batch_size < 1 or args.num_samples < 1:
+    raise InputError("--batch-size and --num-samples must be >= 1")
+  pipe = Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
+                               vae_workdir=args.vae_workdir, data_dir=args.data_dir,
+                               text_encoder_path=args.text_encoder_path)
+  for concept in args.concept:
+    pipe.add_concept(concept)
+  use_projector = pipe.has_projector and not args.no_projector
+  # Check every prompt before the first (slow) batch.
+  pipe.check_lengths([n for _, n in prompts], len(prompts))
+  from lead_jax.pipeline import check_texts  # pylint: disable=import-outside-toplevel
+  check_texts([p for p, _ in prompts])
+
+  out = pathlib.Path(args.out)
+  folders = {k: out / k for k in ("features", "joints", "bvh", "animations")}
+  for folder in folders.values():
+    folder.mkdir(parents=True, exist_ok=True)
+  per_batch = max(1, args.batch_size // args.num_samples)
+  key = jax.random.key(args.seed)
+  index = []
+  starts = range(0, len(prompts), per_batch)
+  for start in tqdm(starts, desc="sample", unit="batch", disable=len(starts) < 2):
+    chunk = prompts[start:start + per_batch]
+    result = pipe.generate([p for p, _ in chunk], [n for _, n in chunk], key,
+                           guidance_scale=args.guidance_scale, steps=args.steps,
+                           use_projector=use_projector, scheduler=args.scheduler,
+                           num_samples=args.num_samples,
+                           prompt_ids=list(range(start, start + len(chunk))))
+    for row in range(len(result["texts"])):
+      prompt_no = start + int(result["prompt_index"][row])
+      sample = int(result["sample_index"][row])
+      length = int(result["lengths"][row])
+      name = f"P{prompt_no:04d}_S{sample:02d}"
+      entry = {"prompt": result["texts"][row], "sample": sample, "length": length,
+               "projector": bool(result["projector"]), "features": None, "joints": None,
+               "bvh": None, "animation": None}
+      features = result["features"][row, :length]
+      joints = result["joints"][row, :length]
+      np.save(folders["features"] / f"{name}.npy", features)
+      np.save(folders["joints"] / f"{name}.npy", joints)
+      entry["features"] = f"features/{name}.npy"
+      entry["joints"] = f"joints/{name}.npy"
+      if not args.no_bvh and features.shape[1] == 263:
+        from lead_jax.io.export import features_to_bvh  # pylint: disable=import-outside-toplevel
+        features_to_bvh(features, folders["bvh"] / f"{name}.bvh", fps=args.fps)
+        entry["bvh"] = f"bvh/{name}.bvh"
+      if not args.no_animation:
+        from lead_jax.io.render import render_animation  # pylint: disable=import-outside-toplevel
+        path = render_animation([joints], folders["animations"] / f"{name}.gif",
+                                [result["texts"][row]], fps=args.fps)
+        entry["animation"] = str(path.relative_to(out))
+      index.append(entry)
+  (out / "index.json").write_text(json.dumps(index, indent=1))
+  print(f"wrote {len(index)} motions to {out} (index.json)")
+  return 0

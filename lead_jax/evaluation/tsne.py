@@ -1,0 +1,525 @@
+"""t-SNE of VAE latents and of projected latents (the paper's Figure 2, right), with a number.
+
+Exact-gradient t-SNE (van der Maaten & Hinton 2008), written here in JAX:
+  1. squared distances of the inputs `x [N, D]`;
+  2. per row a binary search for the precision beta_i = 1 / (2 sigma_i^2) whose conditional
+     distribution P_{j|i} has entropy log(perplexity) (nats, as sklearn); all rows at once, one
+     `lax.while_loop`;
+  3. joint P = (P_{j|i} + P_{i|j}) / 2N, floored at 1e-12 off the diagonal;
+  4. gradient descent on KL(P || Q), Q the Student-t (1 dof) affinities of the embedding:
+     grad_i = 4 sum_j (g P_ij - Q_ij) (1 + |y_i - y_j|^2)^-1 (y_i - y_j), with early exaggeration
+     g for the first iterations, momentum 0.5 then 0.8 and Jacobs' adaptive gains (as
+     van der Maaten's `tsne.py` and sklearn's exact method); one jitted `lax.scan`.
+  Memory and time are O(N^2) per iteration: meant for a few thousand points.
+
+Separation, so the figure carries a number: `silhouette_score` (Euclidean, NumPy) and
+`knn_accuracy` (leave-one-out k-NN label accuracy), in the 2-D embedding and in the latent space.
+
+Colours come from caption content: `caption_verb` (the main verb of a caption, from the
+HumanML3D `word/POS` tokens, or our own tagger when a line has none), `clip_verb` (the majority
+over a clip's captions) or `content_label` (the content field of Bandai / DeepMimic clip ids).
+
+  from lead_jax.evaluation import tsne
+  y, kl = tsne.tsne(x, jax.random.key(0), perplexity=30.0)       # [N, 2], [num_iters]
+  s = tsne.silhouette_score(y, labels)
+  latents = tsne.encode_split(models, data_dir, "test", max_motions=500, seed=0)
+  tsne.latent_figure(latents, "fig2.png", seed=0)                 # + fig2.json, fig2.npz
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import json
+import pathlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lead_jax.errors import ConfigError, InputError
+
+P_FLOOR = 1e-12
+BETA_MAX = 1e30
+
+
+# ---- t-SNE ------------------------------------------------------------------------------------
+def squared_distances(x: jax.Array) -> jax.Array:
+  """`x [N, D]` -> `[N, N]` squared Euclidean distances (>= 0, zero diagonal)."""
+  x = x - jnp.mean(x, axis=0)  # centring reduces cancellation in |a|^2 + |b|^2 - 2ab
+  sq = jnp.sum(x * x, axis=-1)
+  d = sq[:, None] + sq[None, :] - 2.0 * jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)
+  return jnp.where(jnp.eye(x.shape[0], dtype=bool), 0.0, jnp.maximum(d, 0.0))
+
+
+def _row_entropy(d: jax.Array, beta: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Entropy (nats) `[N]` and conditional P `[N, N]` of rows of shifted distances `d` (inf on the
+  diagonal) at precisions `beta [N]`."""
+  p = jnp.exp(-d * beta[:, None])
+  total = jnp.sum(p, axis=1)
+  finite = jnp.where(jnp.isfinite(d), d, 0.0)
+  entropy = jnp.log(total) + beta * jnp.sum(finite * p, axis=1) / total
+  return entropy, p / total[:, None]
+
+
+@functools.partial(jax.jit, static_argnames=("max_iters",))
+def conditional_probabilities(dist: jax.Array, perplexity: float, tol: float = 1e-5,
+                              max_iters: int = 200) -> tuple[jax.Array, jax.Array]:
+  """P_{j|i} `[N, N]` (rows sum to 1, zero diagonal) and beta `[N]` for squared distances `dist`.
+
+  Bisection on each row's precision (doubling/halving until bracketed, as van der Maaten's
+  `x2p`), until every row's entropy is within `tol` nats of log(perplexity) or `max_iters`.
+  """
+  n = dist.shape[0]
+  target = jnp.log(jnp.asarray(perplexity, dist.dtype))
+  d = jnp.where(jnp.eye(n, dtype=bool), jnp.inf, dist)
+  d = d - jnp.min(d, axis=1, keepdims=True)  # shift-invariant; keeps exp() in range
+  finite = jnp.where(jnp.isfinite(d), d, 0.0)
+  beta0 = 1.0 / jnp.maximum(jnp.sum(finite, axis=1) / max(n - 1, 1), 1e-12)
+
+  def cond(state):
+    beta, _, _, i = state
+    entropy, _ = _row_entropy(d, beta)
+    return jnp.logical_and(i < max_iters, jnp.any(jnp.abs(entropy - target) > tol))
+
+  def body(state):
+    beta, lo, hi, i = state
+    entropy, _ = _row_entropy(d, beta)
+    active = jnp.abs(entropy - target) > tol
+    too_flat = entropy > target  # raise the precision
+    lo = jnp.where(active & too_flat, beta, lo)
+    hi = jnp.where(active & ~too_flat, beta, hi)
+    up = jnp.where(jnp.isinf(hi), beta * 2.0, 0.5 * (beta + hi))
+    down = jnp.where(lo <= 0.0, beta * 0.5, 0.5 * (beta + lo))
+    beta = jnp.where(active, jnp.clip(jnp.where(too_flat, up, down), 1e-30, BETA_MAX), beta)
+    return beta, lo, hi, i + 1
+
+  init = (beta0, jnp.zeros_like(beta0), jnp.full_like(beta0, jnp.inf), jnp.asarray(0))
+  beta, _, _, _ = jax.lax.while_loop(cond, body, init)
+  return _row_entropy(d, beta)[1], beta
+
+
+def joint_probabilities(x: Any, perplexity: float = 30.0) -> jax.Array:
+  """Symmetrised P `[N, N]` of `x [N, D]`: (P_{j|i} + P_{i|j}) / 2N, floored, zero diagonal."""
+  x = _check_points(x, perplexity)
+  cond, _ = conditional_probabilities(squared_distances(x), float(perplexity))
+  return _symmetrize(cond)
+
+
+def _symmetrize(cond: jax.Array) -> jax.Array:
+  n = cond.shape[0]
+  p = (cond + cond.T) / (2.0 * n)
+  return jnp.where(jnp.eye(n, dtype=bool), 0.0, jnp.maximum(p, P_FLOOR))
+
+
+def kl_and_gradient(p: jax.Array, y: jax.Array, exaggeration: float | jax.Array = 1.0
+                    ) -> tuple[jax.Array, jax.Array]:
+  """KL(P || Q) (with P unexaggerated) and d KL / d y `[N, d]` (with P x `exaggeration`).
+
+  `p [N, N]` joint affinities (zero diagonal), `y [N, d]` the embedding.
+  """
+  n = y.shape[0]
+  off = ~jnp.eye(n, dtype=bool)
+  num = jnp.where(off, 1.0 / (1.0 + squared_distances(y)), 0.0)
+  q = jnp.maximum(num / jnp.sum(num), P_FLOOR)
+  kl = jnp.sum(jnp.where(off, p * jnp.log(jnp.maximum(p, P_FLOOR) / q), 0.0))
+  w = jnp.where(off, (exaggeration * p - q) * num, 0.0)
+  grad = 4.0 * (jnp.sum(w, axis=1, keepdims=True) * y - w @ y)
+  return kl, grad
+
+
+def kl_divergence(p: jax.Array, y: jax.Array) -> jax.Array:
+  """KL(P || Q) of the embedding `y [N, d]` for joint affinities `p [N, N]`."""
+  return kl_and_gradient(p, y)[0]
+
+
+@functools.partial(jax.jit, static_argnames=("num_iters", "exaggeration_iters"))
+def optimize(p: jax.Array, y0: jax.Array, *, num_iters: int = 1000,
+             exaggeration_iters: int = 250, early_exaggeration: float = 12.0,
+             learning_rate: float = 200.0, momentum: float = 0.5, final_momentum: float = 0.8,
+             min_gain: float = 0.01) -> tuple[jax.Array, jax.Array]:
+  """Gradient descent with momentum and gains from `y0 [N, d]`; -> (y [N, d], KL [num_iters])."""
+
+  def step(carry, i):
+    y, update, gains = carry
+    early = i < exaggeration_iters
+    kl, grad = kl_and_gradient(p, y, jnp.where(early, early_exaggeration, 1.0))
+    same_sign = update * grad > 0.0
+    gains = jnp.maximum(jnp.where(same_sign, gains * 0.8, gains + 0.2), min_gain)
+    update = jnp.where(early, momentum, final_momentum) * update - learning_rate * gains * grad
+    y = y + update
+    return (y - jnp.mean(y, axis=0), update, gains), kl
+
+  init = (y0, jnp.zeros_like(y0), jnp.ones_like(y0))
+  (y, _, _), kl = jax.lax.scan(step, init, jnp.arange(num_iters))
+  return y, kl
+
+
+def tsne(x: Any, key: jax.Array, *, dim: int = 2, perplexity: float = 30.0,
+         num_iters: int = 1000, exaggeration_iters: int = 250, early_exaggeration: float = 12.0,
+         learning_rate: float | None = None, init_scale: float = 1e-4
+         ) -> tuple[np.ndarray, np.ndarray]:
+  """t-SNE embedding of `x [N, D]` -> (`y [N, dim]` float32, KL per iteration `[num_iters]`).
+
+  `learning_rate` None is sklearn's 'auto': max(N / early_exaggeration / 4, 50). The start is
+  `init_scale * normal(key, [N, dim])` (the paper's random initialisation).
+  """
+  x = _check_points(x, perplexity)
+  if num_iters < 1 or not 0 <= exaggeration_iters <= num_iters:
+    raise InputError(f"need num_iters >= 1 and 0 <= exaggeration_iters <= num_iters, found "
+                     f"{num_iters} and {exaggeration_iters}")
+  n = x.shape[0]
+  if learning_rate is None:
+    learning_rate = max(n / early_exaggeration / 4.0, 50.0)
+  p = joint_probabilities(x, perplexity)
+  y0 = init_scale * jax.random.normal(key, (n, dim), jnp.float32)
+  y, kl = optimize(p, y0, num_iters=int(num_iters), exaggeration_iters=int(exaggeration_iters),
+                   early_exaggeration=float(early_exaggeration),
+                   learning_rate=float(learning_rate))
+  return np.asarray(y), np.asarray(kl)
+
+
+def _check_points(x: Any, perplexity: float) -> jax.Array:
+  x = np.asarray(x, np.float32)
+  if x.ndim != 2 or x.shape[0] < 3:
+    raise InputError(f"t-SNE input must be [N, D] with N >= 3 points, found shape {x.shape}")
+  if not np.all(np.isfinite(x)):
+    raise InputError(f"t-SNE input has {int(np.sum(~np.isfinite(x)))} non-finite values")
+  if not 1.0 <= float(perplexity) < x.shape[0] - 1:
+    raise InputError(f"perplexity must be in [1, N - 1) = [1, {x.shape[0] - 1}) for N = "
+                     f"{x.shape[0]} points, found {perplexity}")
+  return jnp.asarray(x)
+
+
+# ---- separation -------------------------------------------------------------------------------
+def _label_codes(labels: Sequence[Any], n: int) -> tuple[np.ndarray, int]:
+  labels = list(labels)
+  if len(labels) != n:
+    raise InputError(f"got {len(labels)} labels for {n} points")
+  _, codes = np.unique(np.asarray(labels, dtype=object).astype(str), return_inverse=True)
+  return codes.reshape(-1), int(codes.max()) + 1 if n else 0
+
+
+def _distance_rows(x: np.ndarray, start: int, stop: int) -> np.ndarray:
+  """Euclidean distances `[stop - start, N]` of rows start..stop of `x` to all rows (float64)."""
+  sq = np.sum(x * x, axis=1)
+  d2 = sq[start:stop, None] + sq[None, :] - 2.0 * x[start:stop] @ x.T
+  d2[np.arange(stop - start), np.arange(start, stop)] = 0.0
+  return np.sqrt(np.maximum(d2, 0.0))
+
+
+def silhouette_samples(x: Any, labels: Sequence[Any], chunk: int = 1024) -> np.ndarray:
+  """Per-point silhouette `[N]`: (b - a) / max(a, b) with a the mean distance to the other points
+  of its cluster and b the smallest mean distance to another cluster; 0 for singleton clusters
+  (Rousseeuw 1987; sklearn's convention)."""
+  x = np.asarray(x, np.float64)
+  x = x - x.mean(axis=0)
+  n = x.shape[0]
+  codes, k = _label_codes(labels, n)
+  if not 2 <= k <= n - 1:
+    raise InputError(f"silhouette needs 2 <= number of labels <= N - 1, found {k} labels for "
+                     f"N = {n} points")
+  onehot = np.eye(k)[codes]
+  sizes = onehot.sum(axis=0)
+  out = np.empty(n)
+  for start in range(0, n, chunk):
+    stop = min(start + chunk, n)
+    sums = _distance_rows(x, start, stop) @ onehot  # [c, K]
+    own = codes[start:stop]
+    rows = np.arange(stop - start)
+    own_size = sizes[own]
+    a = sums[rows, own] / np.maximum(own_size - 1, 1)
+    means = sums / sizes[None]
+    means[rows, own] = np.inf
+    b = means.min(axis=1)
+    s = (b - a) / np.maximum(np.maximum(a, b), 1e-300)
+    out[start:stop] = np.where(own_size > 1, s, 0.0)
+  return out
+
+
+def silhouette_score(x: Any, labels: Sequence[Any]) -> float:
+  """Mean silhouette of `x [N, D]` under `labels` (in [-1, 1]; higher = better separated)."""
+  return float(np.mean(silhouette_samples(x, labels)))
+
+
+def knn_accuracy(x: Any, labels: Sequence[Any], k: int = 5, chunk: int = 1024) -> float:
+  """Leave-one-out k-NN label accuracy of `x [N, D]` (majority vote; ties go to the label of the
+  nearest neighbour among the tied)."""
+  x = np.asarray(x, np.float64)
+  x = x - x.mean(axis=0)
+  n = x.shape[0]
+  if not 1 <= k <= n - 1:
+    raise InputError(f"k must be in [1, N - 1] = [1, {n - 1}], found {k}")
+  codes, num = _label_codes(labels, n)
+  correct = 0
+  for start in range(0, n, chunk):
+    stop = min(start + chunk, n)
+    d = _distance_rows(x, start, stop)
+    d[np.arange(stop - start), np.arange(start, stop)] = np.inf
+    nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
+    votes = np.zeros((stop - start, num))
+    np.add.at(votes, (np.arange(stop - start)[:, None], codes[nearest]), 1.0)
+    votes[np.arange(stop - start), codes[nearest[:, 0]]] += 0.5  # tie-break only
+    correct += int(np.sum(votes.argmax(axis=1) == codes[start:stop]))
+  return correct / n
+
+
+# ---- labels from caption content --------------------------------------------------------------
+# Verbs that rarely name the action when another verb is present ("stands and kicks",
+# "starts to run", "is walking"); a caption with only such verbs keeps its first one.
+LIGHT_VERBS = frozenset(
+    "be do have start begin stand appear seem look make get go keep continue try stop use take "
+    "proceed".split())
+_CONTENT_PATTERNS = (re.compile(r"^dataset-\d+_([a-z-]+)_[a-z-]+_\d+$"),  # Bandai
+                     re.compile(r"^humanoid3d_([a-z_]+)$"))  # DeepMimic
+
+
+def caption_verb(caption: Any) -> str | None:
+  """The main verb (lemma) of a caption: a `lead_jax.data.layout.Caption` (its `word/POS` tokens,
+  tagged by our own tagger when it has none) or a plain string. None when it has no verb."""
+  if isinstance(caption, str):
+    text, pairs = caption, []
+  else:
+    text, pairs = caption.text, list(zip(caption.tokens, caption.pos))
+  if not pairs:
+    from lead_jax.io.pos_tags import tag_caption  # pylint: disable=import-outside-toplevel
+    pairs = tag_caption(text)
+  verbs = [w.lower() for w, tag in pairs if tag == "VERB"]
+  content = [v for v in verbs if v not in LIGHT_VERBS]
+  return (content or verbs or [None])[0]
+
+
+def clip_verb(captions: Sequence[Any]) -> str:
+  """The most frequent main verb over a clip's captions (ties: the earliest); 'none' if none."""
+  verbs = [v for v in (caption_verb(c) for c in captions) if v]
+  if not verbs:
+    return "none"
+  counts = collections.Counter(verbs)
+  best = max(counts.values())
+  return next(v for v in verbs if counts[v] == best)
+
+
+def content_label(clip_id: str) -> str:
+  """Content of a Bandai (`dataset-N_{content}_{style}_{id}`) or DeepMimic (`humanoid3d_{motion}`)
+  clip id, mirrored copies (`M<id>`) included."""
+  for candidate in (clip_id, clip_id[1:] if clip_id.startswith("M") else None):
+    for pattern in _CONTENT_PATTERNS:
+      match = pattern.match(candidate or "")
+      if match:
+        return match.group(1)
+  raise InputError(f"clip id {clip_id!r} carries no content label (expected "
+                   "dataset-N_{content}_{style}_{id} or humanoid3d_{motion}); colour by caption "
+                   "verb instead (--label verb)")
+
+
+def top_labels(labels: Sequence[str], count: int, other: str = "other") -> list[str]:
+  """Keeps the `count` most frequent labels (ties: first seen), the rest become `other`."""
+  counts = collections.Counter(labels)
+  order = {label: i for i, label in reversed(list(enumerate(labels)))}
+  kept = set(sorted(counts, key=lambda l: (-counts[l], order[l]))[:count])
+  return [l if l in kept else other for l in labels]
+
+
+# ---- latents of a dataset split ---------------------------------------------------------------
+@dataclasses.dataclass
+class LatentModels:
+  """A projector stage's frozen VAE and projector (modules and parameter trees)."""
+  vae: Any
+  vae_params: Any
+  projector: Any
+  projector_params: Any
+  config: dict[str, Any]
+  workdir: str
+
+
+def load_latent_models(workdir: str | pathlib.Path, vae_workdir: str | None = None,
+                       params_item: str | None = None) -> LatentModels:
+  """The projector of `workdir` (`ema_params` when saved, else `params`) and the VAE it was
+  trained against (`dependencies.vae_workdir`, item `dependencies.params_item`). The denoiser and
+  text encoder are not needed. Raises MissingFileError / WeightsError / ConfigError."""
+  from lead_jax import checkpoints  # pylint: disable=import-outside-toplevel
+  from lead_jax.models import abstract_params, build_projector, build_vae  # pylint: disable=import-outside-toplevel
+  workdir = str(workdir)
+  config = checkpoints.load_config(workdir)
+  if "projector" not in config or "vae" not in config:
+    raise ConfigError(f"{workdir}: not a projector stage (its config has sections "
+                      f"{sorted(config)}; expected 'projector' and 'vae')")
+  deps = dict(config.get("dependencies") or {})
+  vae_dir = vae_workdir or deps.get("vae_workdir") or ""
+  if not vae_dir:
+    raise ConfigError(f"{workdir}: dependencies.vae_workdir is empty; pass the VAE's workdir "
+                      "(--vae-workdir)")
+  projector, vae = build_projector(config["projector"]), build_vae(config["vae"])
+  if projector.latent_dim != vae.latent_dim:
+    raise ConfigError(f"{workdir}: projector.latent_dim={projector.latent_dim} != "
+                      f"vae.latent_dim={vae.latent_dim}")
+  item = params_item
+  if item is None:
+    ckpt = checkpoints.Checkpointer(workdir, read_only=True)
+    try:
+      step = ckpt.latest_step()
+      item = "ema_params" if step is not None and "ema_params" in ckpt.saved_items(step) else "params"
+    finally:
+      ckpt.close()
+  proj_params = checkpoints.load_params(workdir, item, target=abstract_params("projector", projector))
+  vae_params = checkpoints.load_params(vae_dir, params_item or deps.get("params_item") or "params",
+                                       target=abstract_params("vae", vae))
+  return LatentModels(vae, vae_params, projector, proj_params, config, workdir)
+
+
+@dataclasses.dataclass
+class SplitLatents:
+  """Posterior means `vae [N, d]`, projected latents `projected [N, E]`, clip ids and captions."""
+  ids: list[str]
+  captions: list[tuple[Any, ...]]
+  lengths: np.ndarray
+  vae: np.ndarray
+  projected: np.ndarray
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _encode_batch(vae, projector, vae_params, proj_params, motion, mask):
+  mu = vae.apply({"params": vae_params}, motion, mask, None, method=vae.encode)[1]
+  z_proj = projector.apply({"params": proj_params}, mu, method=projector.encode)
+  return mu[:, 0], z_proj
+
+
+def encode_split(models: LatentModels, data_dir: str | pathlib.Path | None, split: str = "test",
+                 *, max_motions: int = 500, seed: int = 0, batch_size: int = 64,
+                 max_frames: int | None = None) -> SplitLatents:
+  """Latents of up to `max_motions` clips of `split` (a seeded random subset, in id order).
+
+  Each clip is normalised with the dataset's Mean/Std, cut to its first `max_frames` frames
+  (default: the stage's `data.max_len`, at most the VAE's `max_len - 2`), padded and masked;
+  `vae` is the posterior mean mu = E_vae(x) and `projected` is E_proj(mu).
+  """
+  from lead_jax.data import datasets, layout  # pylint: disable=import-outside-toplevel
+  data = dict(models.config.get("data") or {})
+  builder = data.get("builder") or "motion_folder"
+  root = datasets.dataset_root(builder, data_dir or data.get("dir") or None)
+  dim = models.vae.nfeats
+  mean, std = layout.load_stats(root, dim)
+  present, _ = layout.available_ids(root, split)
+  if not present:
+    list(layout.iter_clips(root, split, dim))  # raises, naming the missing files
+  if max_motions < 3:
+    raise InputError(f"max_motions must be >= 3 for t-SNE, found {max_motions}")
+  ids = sorted(present)
+  if len(ids) > max_motions:
+    chosen = np.random.default_rng(seed).choice(len(ids), max_motions, replace=False)
+    ids = [ids[i] for i in sorted(chosen)]
+  limit = models.vae.max_len - 2
+  frames = int(min(max_frames or data.get("max_len") or limit, limit))
+  if frames < 1:
+    raise ConfigError(f"max_frames must be >= 1, found {frames}")
+  batch_size = int(min(batch_size, len(ids)))
+  clips = [layout.load_clip(root, i, dim) for i in ids]
+  mus, projs = [], []
+  for start in range(0, len(clips), batch_size):
+    chunk = clips[start:start + batch_size]
+    motion = np.zeros((batch_size, frames, dim), np.float32)
+    mask = np.zeros((batch_size, frames), bool)
+    mask[:, 0] = True  # padding rows: one frame, discarded
+    for row, clip in enumerate(chunk):
+      t = min(clip.length, frames)
+      motion[row, :t] = (clip.motion[:t] - mean) / std
+      mask[row, :t] = True
+    mu, z_proj = _encode_batch(models.vae, models.projector, models.vae_params,
+                               models.projector_params, jnp.asarray(motion), jnp.asarray(mask))
+    mus.append(np.asarray(mu[:len(chunk)]))
+    projs.append(np.asarray(z_proj[:len(chunk)]))
+  return SplitLatents(ids=ids, captions=[c.captions for c in clips],
+                      lengths=np.asarray([min(c.length, frames) for c in clips]),
+                      vae=np.concatenate(mus).astype(np.float32),
+                      projected=np.concatenate(projs).astype(np.float32))
+
+
+def split_labels(latents: SplitLatents, kind: str = "verb", top: int = 8) -> list[str]:
+  """A colour label per clip: `verb` (majority main verb of its captions) or `content` (from the
+  clip id); all but the `top` most frequent become 'other'."""
+  if kind == "verb":
+    labels = [clip_verb(c) for c in latents.captions]
+  elif kind == "content":
+    labels = [content_label(i) for i in latents.ids]
+  else:
+    raise ConfigError(f"label kind must be 'verb' or 'content', found {kind!r}")
+  return top_labels(labels, top)
+
+
+# ---- the figure -------------------------------------------------------------------------------
+PANELS = (("vae", "VAE latents  $\\mu = E_{vae}(x)$"),
+          ("projected", "projected latents  $E_{proj}(\\mu)$"))
+
+
+def separation(points: np.ndarray, labels: Sequence[str], k: int = 5,
+               other: str = "other") -> dict[str, float | None]:
+  """Silhouette and k-NN accuracy over the points whose label is not `other` (None when fewer
+  than 2 labels or too few points remain)."""
+  keep = np.asarray([l != other for l in labels])
+  kept = [l for l in labels if l != other]
+  n, num = int(keep.sum()), len(set(kept))
+  if num < 2 or n <= num:
+    return {"silhouette": None, "knn_accuracy": None}
+  return {"silhouette": silhouette_score(points[keep], kept),
+          "knn_accuracy": knn_accuracy(points[keep], kept, k=min(k, n - 1))}
+
+
+def latent_figure(latents: SplitLatents, labels: Sequence[str], out: str | pathlib.Path, *,
+                  seed: int = 0, perplexity: float = 30.0, num_iters: int = 1000,
+                  title: str = "") -> dict[str, Any]:
+  """t-SNE of both latent sets, two panels side by side, written to `out` (PNG); writes the
+  summary `out.json` (silhouette and k-NN accuracy per panel, in the t-SNE plane and in the
+  latent space) and `out.npz` (latents, embeddings, labels, ids). Returns the summary."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  out = pathlib.Path(out)
+  labels = list(labels)
+  n = len(latents.ids)
+  perplexity = float(min(perplexity, max((n - 2) / 3.0, 1.0)))  # sklearn-style guard for small N
+  key = jax.random.key(seed)
+  summary: dict[str, Any] = {"num_motions": n, "perplexity": perplexity, "num_iters": num_iters,
+                             "seed": seed, "label_counts": dict(collections.Counter(labels)),
+                             "panels": {}}
+  embeddings = {}
+  for (name, _), panel_key in zip(PANELS, jax.random.split(key, len(PANELS))):
+    points = getattr(latents, name)
+    y, kl = tsne(points, panel_key, perplexity=perplexity, num_iters=num_iters,
+                 exaggeration_iters=min(250, num_iters // 4))
+    embeddings[name] = y
+    tsne_sep, latent_sep = separation(y, labels), separation(points, labels)
+    summary["panels"][name] = {"dim": int(points.shape[1]), "kl_divergence": float(kl[-1]),
+                               "silhouette": tsne_sep["silhouette"],
+                               "knn_accuracy": tsne_sep["knn_accuracy"],
+                               "latent_silhouette": latent_sep["silhouette"],
+                               "latent_knn_accuracy": latent_sep["knn_accuracy"]}
+
+  names = [l for l in dict.fromkeys(sorted(labels, key=lambda l: (l == "other", l)))]
+  cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+  colours = {l: ("0.75" if l == "other" else cmap(i % cmap.N)) for i, l in enumerate(names)}
+  fig, axes = plt.subplots(1, 2, figsize=(12, 5.6))
+  for ax, (name, heading) in zip(axes, PANELS):
+    y = embeddings[name]
+    for label in names:
+      rows = np.asarray([l == label for l in labels])
+      ax.scatter(y[rows, 0], y[rows, 1], s=10, color=colours[label], label=label,
+                 alpha=0.5 if label == "other" else 0.9, linewidths=0)
+    sil = summary["panels"][name]["silhouette"]
+    ax.set_title(heading + ("" if sil is None else f"\nsilhouette {sil:.3f}"))
+    ax.set_xticks([])
+    ax.set_yticks([])
+  axes[1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, markerscale=2)
+  fig.suptitle(title or f"t-SNE of {n} motions (perplexity {perplexity:g})")
+  fig.tight_layout()
+  out.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(out, dpi=120)
+  plt.close(fig)
+  out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+  np.savez(out.with_suffix(".npz"), ids=np.asarray(latents.ids), labels=np.asarray(labels),
+           vae=latents.vae, projected=latents.projected, vae_tsne=embeddings["vae"],
+           projected_tsne=embeddings["projected"])
+  return summary
