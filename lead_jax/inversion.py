@@ -140,8 +140,9 @@ def load_concept(path: str | pathlib.Path) -> Concept:
   if not path.is_file():
     raise MissingFileError(f"concept file not found: {path}")
   try:
-    data = dict(np.load(path, allow_pickle=False))
-  except (ValueError, OSError) as e:
+    with np.load(path, allow_pickle=False) as archive:
+      data = dict(archive)
+  except (ValueError, OSError, TypeError, AttributeError) as e:
     raise InputError(f"{path}: not a concept .npz file ({e})") from e
   missing = [k for k in CONCEPT_FIELDS if k not in data]
   if missing:

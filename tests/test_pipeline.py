@@ -206,7 +206,7 @@ def test_sample_command_writes_index(stages, tmp_path):
   big = pipe.generate(["a person walks forward.", "someone jumps"], [12, 10], jax.random.key(0),
                       steps=STEPS, num_samples=2)
   np.testing.assert_allclose(np.load(out / index[3]["features"]), big["features"][3, :10],
-                             atol=1e-5)
+                             atol=1e-4)
   # A bad length in the file: exit status 2, message names the problem.
   prompts.write_text("500 a person walks\n")
   assert cli.main(["sample", "--workdir", str(stages["projector"]), "--prompts", str(prompts),

@@ -48,6 +48,7 @@ BETA_MAX = 1e30
 
 
 # ---- t-SNE ------------------------------------------------------------------------------------
+@jax.jit
 def squared_distances(x: jax.Array) -> jax.Array:
   """`x [N, D]` -> `[N, N]` squared Euclidean distances (>= 0, zero diagonal)."""
   x = x - jnp.mean(x, axis=0)  # centring reduces cancellation in |a|^2 + |b|^2 - 2ab
@@ -105,12 +106,12 @@ def conditional_probabilities(dist: jax.Array, perplexity: float, tol: float = 1
 
 def joint_probabilities(x: Any, perplexity: float = 30.0) -> jax.Array:
   """Symmetrised P `[N, N]` of `x [N, D]`: (P_{j|i} + P_{i|j}) / 2N, floored, zero diagonal."""
-  x = _check_points(x, perplexity)
-  cond, _ = conditional_probabilities(squared_distances(x), float(perplexity))
-  return _symmetrize(cond)
+  return _joint(_check_points(x, perplexity), float(perplexity))
 
 
-def _symmetrize(cond: jax.Array) -> jax.Array:
+@jax.jit
+def _joint(x: jax.Array, perplexity: float) -> jax.Array:
+  cond, _ = conditional_probabilities(squared_distances(x), perplexity)
   n = cond.shape[0]
   p = (cond + cond.T) / (2.0 * n)
   return jnp.where(jnp.eye(n, dtype=bool), 0.0, jnp.maximum(p, P_FLOOR))
@@ -279,16 +280,16 @@ _CONTENT_PATTERNS = (re.compile(r"^dataset-\d+_([a-z-]+)_[a-z-]+_\d+$"),  # Band
 
 
 def caption_verb(caption: Any) -> str | None:
-  """The main verb (lemma) of a caption: a `lead_jax.data.layout.Caption` (its `word/POS` tokens,
-  tagged by our own tagger when it has none) or a plain string. None when it has no verb."""
+  """The main verb (lemma) of a caption: a `lead_jax.data.layout.Caption` (from its `word/POS`
+  tokens; from our own tagger when they hold no verb) or a plain string. None when it has none."""
   if isinstance(caption, str):
     text, pairs = caption, []
   else:
     text, pairs = caption.text, list(zip(caption.tokens, caption.pos))
-  if not pairs:
-    from lead_jax.io.pos_tags import tag_caption  # pylint: disable=import-outside-toplevel
-    pairs = tag_caption(text)
   verbs = [w.lower() for w, tag in pairs if tag == "VERB"]
+  if not verbs:
+    from lead_jax.io.pos_tags import tag_caption  # pylint: disable=import-outside-toplevel
+    verbs = [w for w, tag in tag_caption(text) if tag == "VERB"]
   content = [v for v in verbs if v not in LIGHT_VERBS]
   return (content or verbs or [None])[0]
 
@@ -342,7 +343,8 @@ def load_latent_models(workdir: str | pathlib.Path, vae_workdir: str | None = No
   trained against (`dependencies.vae_workdir`, item `dependencies.params_item`). The denoiser and
   text encoder are not needed. Raises MissingFileError / WeightsError / ConfigError."""
   from lead_jax import checkpoints  # pylint: disable=import-outside-toplevel
-  from lead_jax.models import abstract_params, build_projector, build_vae  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from lead_jax.models import abstract_params, build_projector, build_vae
   workdir = str(workdir)
   config = checkpoints.load_config(workdir)
   if "projector" not in config or "vae" not in config:
@@ -362,10 +364,12 @@ def load_latent_models(workdir: str | pathlib.Path, vae_workdir: str | None = No
     ckpt = checkpoints.Checkpointer(workdir, read_only=True)
     try:
       step = ckpt.latest_step()
-      item = "ema_params" if step is not None and "ema_params" in ckpt.saved_items(step) else "params"
+      has_ema = step is not None and "ema_params" in ckpt.saved_items(step)
+      item = "ema_params" if has_ema else "params"
     finally:
       ckpt.close()
-  proj_params = checkpoints.load_params(workdir, item, target=abstract_params("projector", projector))
+  proj_params = checkpoints.load_params(workdir, item,
+                                        target=abstract_params("projector", projector))
   vae_params = checkpoints.load_params(vae_dir, params_item or deps.get("params_item") or "params",
                                        target=abstract_params("vae", vae))
   return LatentModels(vae, vae_params, projector, proj_params, config, workdir)
@@ -498,7 +502,7 @@ def latent_figure(latents: SplitLatents, labels: Sequence[str], out: str | pathl
                                "latent_silhouette": latent_sep["silhouette"],
                                "latent_knn_accuracy": latent_sep["knn_accuracy"]}
 
-  names = [l for l in dict.fromkeys(sorted(labels, key=lambda l: (l == "other", l)))]
+  names = list(dict.fromkeys(sorted(labels, key=lambda l: (l == "other", l))))
   cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
   colours = {l: ("0.75" if l == "other" else cmap(i % cmap.N)) for i, l in enumerate(names)}
   fig, axes = plt.subplots(1, 2, figsize=(12, 5.6))
@@ -506,8 +510,9 @@ def latent_figure(latents: SplitLatents, labels: Sequence[str], out: str | pathl
     y = embeddings[name]
     for label in names:
       rows = np.asarray([l == label for l in labels])
-      ax.scatter(y[rows, 0], y[rows, 1], s=10, color=colours[label], label=label,
-                 alpha=0.5 if label == "other" else 0.9, linewidths=0)
+      ax.scatter(y[rows, 0], y[rows, 1], s=10, color=colours[label],
+                 label=f"{label} ({rows.sum()})", alpha=0.5 if label == "other" else 0.9,
+                 linewidths=0)
     sil = summary["panels"][name]["silhouette"]
     ax.set_title(heading + ("" if sil is None else f"\nsilhouette {sil:.3f}"))
     ax.set_xticks([])

@@ -27,7 +27,7 @@ from lead_jax.errors import ConfigError, InputError
 from lead_jax.motion import rotations
 from lead_jax.motion.skeleton import (SkeletonSpec, facing_rotation, forward_kinematics,
                                       forward_kinematics_matrices, get_offsets, inverse_kinematics,
-                                      resolve_skeleton, skeleton_for_joints)
+                                      resolve_skeleton, skeleton_for_joints, take_static)
 
 Array = jax.Array
 
@@ -59,6 +59,22 @@ def _check_features(features, joints_num: int, fn: str) -> Array:
   return x.astype(jnp.float32)
 
 
+def _yaw_angles(x: Array) -> Array:
+  """Half yaw angles θ_t [..., T]: the shift-by-one cumulative sum of the root angular velocity."""
+  rot_vel = x[..., 0]
+  return jnp.cumsum(jnp.concatenate([jnp.zeros_like(rot_vel[..., :1]), rot_vel[..., :-1]], -1), -1)
+
+
+def _root_position(x: Array, cos2: Array, sin2: Array) -> Array:
+  """Root positions [..., T, 3]: the facing-frame velocities turned to the world and summed."""
+  vx = jnp.concatenate([jnp.zeros_like(x[..., :1, 1]), x[..., :-1, 1]], -1)
+  vz = jnp.concatenate([jnp.zeros_like(x[..., :1, 2]), x[..., :-1, 2]], -1)
+  # qrot(qinv(q_t), v) for the yaw quaternion q_t = (cos θ, 0, sin θ, 0): a turn by -2θ about Y.
+  px = jnp.cumsum(cos2 * vx - sin2 * vz, -1)
+  pz = jnp.cumsum(sin2 * vx + cos2 * vz, -1)
+  return jnp.stack([px, x[..., 3], pz], -1)
+
+
 def recover_root_rot_pos(features) -> tuple[Array, Array]:
   """Root yaw and position from the root block.
 
@@ -66,21 +82,20 @@ def recover_root_rot_pos(features) -> tuple[Array, Array]:
     features: [..., T, D] (de-normalised); only `[..., :4]` is read.
   Returns:
     r_rot_quat [..., T, 4]: `(cos θ_t, 0, sin θ_t, 0)`, θ_t the cumulative sum of `x[0]` up to t-1.
-    r_pos [..., T, 3]: cumulative root displacement rotated back to the world, y = `x[3]`.
+    r_pos [..., T, 3]: `Σ_{s≤t} qrot(qinv(q_s), (x_{s-1}[1], 0, x_{s-1}[2]))`, y = `x[3]`.
   """
   x = jnp.asarray(features)
   if x.ndim < 2 or x.shape[-1] < 4:
     raise InputError(f"recover_root_rot_pos: features must have shape [..., T, D>=4], found {tuple(x.shape)}")
-  x = x.astype(jnp.float32)
-  rot_vel = x[..., 0]
-  angle = jnp.cumsum(jnp.concatenate([jnp.zeros_like(rot_vel[..., :1]), rot_vel[..., :-1]], -1), -1)
+  return _recover_root_rot_pos(x.astype(jnp.float32))
+
+
+@jax.jit
+def _recover_root_rot_pos(x: Array) -> tuple[Array, Array]:
+  angle = _yaw_angles(x)
   zeros = jnp.zeros_like(angle)
   r_rot_quat = jnp.stack([jnp.cos(angle), zeros, jnp.sin(angle), zeros], axis=-1)
-  vel = jnp.concatenate([jnp.zeros_like(x[..., :1, 1:3]), x[..., :-1, 1:3]], axis=-2)
-  vel = jnp.stack([vel[..., 0], jnp.zeros_like(vel[..., 0]), vel[..., 1]], axis=-1)
-  r_pos = jnp.cumsum(rotations.qrot(rotations.qinv(r_rot_quat), vel), axis=-2)
-  r_pos = r_pos.at[..., 1].set(x[..., 3])
-  return r_rot_quat, r_pos
+  return r_rot_quat, _root_position(x, jnp.cos(2 * angle), jnp.sin(2 * angle))
 
 
 def recover_from_ric(features, joints_num: int = 22) -> Array:
@@ -90,13 +105,15 @@ def recover_from_ric(features, joints_num: int = 22) -> Array:
 
 @functools.partial(jax.jit, static_argnames=("joints_num",))
 def _recover_from_ric(x: Array, joints_num: int) -> Array:
-  r_rot_quat, r_pos = recover_root_rot_pos(x)
+  angle = _yaw_angles(x)
+  cos2, sin2 = jnp.cos(2 * angle)[..., None], jnp.sin(2 * angle)[..., None]
+  root = _root_position(x, cos2[..., 0], sin2[..., 0])
   ric = x[..., feature_slices(joints_num)["ric"]]
-  local = ric.reshape(ric.shape[:-1] + (joints_num - 1, 3))
-  inv = jnp.broadcast_to(rotations.qinv(r_rot_quat)[..., None, :], local.shape[:-1] + (4,))
-  world = rotations.qrot(inv, local)
-  world = world + (r_pos * jnp.asarray([1.0, 0.0, 1.0], r_pos.dtype))[..., None, :]
-  return jnp.concatenate([r_pos[..., None, :], world], axis=-2)
+  lx, ly, lz = ric[..., 0::3], ric[..., 1::3], ric[..., 2::3]  # [..., T, J-1]
+  wx = cos2 * lx - sin2 * lz + root[..., :1]
+  wz = sin2 * lx + cos2 * lz + root[..., 2:]
+  joints = jnp.stack([wx, ly, wz], -1)
+  return jnp.concatenate([root[..., None, :], joints], axis=-2)
 
 
 def _target_offsets(skel: SkeletonSpec, target_offsets, fn: str) -> Array:
@@ -187,8 +204,8 @@ def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float | Array, t
 
   # Foot contacts: squared displacement below the threshold.
   delta = global_positions[..., 1:, :, :] - global_positions[..., :-1, :, :]
-  speed2 = jnp.sum(delta * delta, axis=-1)  # [..., T-1, J]
-  feet = jnp.concatenate([speed2[..., list(skel.fid_l)], speed2[..., list(skel.fid_r)]], axis=-1)
+  speed2 = rotations._dot(delta, delta)[..., 0]  # [..., T-1, J]
+  feet = take_static(speed2, skel.fid_l + skel.fid_r, -1)
   contacts = (feet < jnp.asarray(feet_threshold, feet.dtype)).astype(jnp.float32)
 
   # Rotations with the smoothed facing direction.
@@ -204,7 +221,7 @@ def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float | Array, t
 
   root_data = jnp.concatenate([
       jnp.arcsin(jnp.clip(r_velocity[..., 2:3], -1.0, 1.0)),
-      root_vel[..., [0, 2]],
+      root_vel[..., 0:1], root_vel[..., 2:3],
       ric[..., :-1, 0, 1:2],
   ], axis=-1)
   lead = ric.shape[:-3]

@@ -36,9 +36,18 @@ def _check_last(x, n: int, name: str, fn: str) -> None:
     raise InputError(f"{fn}: `{name}` must have shape [..., {n}], found {tuple(x.shape)}")
 
 
-def _safe_norm(v: Array, axis: int = -1, keepdims: bool = True) -> Array:
-  """Euclidean norm with a finite gradient at 0."""
-  sq = jnp.sum(v * v, axis=axis, keepdims=keepdims)
+def _dot(a: Array, b: Array) -> Array:
+  """Dot product over a short last axis, kept as size 1 (unrolled: XLA:CPU reduces a minor axis
+  of size 3-4 slowly)."""
+  out = a[..., 0:1] * b[..., 0:1]
+  for i in range(1, max(a.shape[-1], b.shape[-1])):
+    out = out + a[..., i:i + 1] * b[..., i:i + 1]
+  return out
+
+
+def _safe_norm(v: Array) -> Array:
+  """Euclidean norm over the last axis (kept), with a finite gradient at 0."""
+  sq = _dot(v, v)
   safe = jnp.where(sq > 0, sq, 1.0)
   return jnp.where(sq > 0, jnp.sqrt(safe), 0.0)
 
@@ -74,7 +83,7 @@ def qnormalize(q) -> Array:
   q = _as_float(q)
   _check_last(q, 4, "q", "qnormalize")
   n = _safe_norm(q)
-  identity = jnp.zeros_like(q).at[..., 0].set(1.0)
+  identity = jnp.asarray([1.0, 0.0, 0.0, 0.0], q.dtype)
   return jnp.where(n > 0, q / jnp.where(n > 0, n, 1.0), identity)
 
 
@@ -105,14 +114,14 @@ def qbetween(v0, v1) -> Array:
   e = jnp.where(mostly_x, jnp.asarray([0.0, 1.0, 0.0], v0.dtype), jnp.asarray([1.0, 0.0, 0.0], v0.dtype))
   axis = jnp.cross(v0, e)
   axis = axis / jnp.maximum(_safe_norm(axis), 1e-30)
-  fallback = jnp.where(n0 > 0, jnp.concatenate([jnp.zeros_like(n0), axis], -1),
-                       jnp.asarray([1.0, 0.0, 0.0, 0.0], v0.dtype))
-  n0n1 = jnp.sqrt(jnp.sum(v0 * v0, -1, keepdims=True) * jnp.sum(v1 * v1, -1, keepdims=True))
-  q = jnp.concatenate([n0n1 + jnp.sum(v0 * v1, -1, keepdims=True), jnp.cross(v0, v1)], axis=-1)
-  n2 = jnp.sum(q * q, -1, keepdims=True)
+  half_turn = jnp.concatenate([jnp.zeros_like(n0), axis], -1)
+  identity = jnp.asarray([1.0, 0.0, 0.0, 0.0], v0.dtype)
+  n0n1 = jnp.sqrt(_dot(v0, v0) * _dot(v1, v1))
+  q = jnp.concatenate([n0n1 + _dot(v0, v1), jnp.cross(v0, v1)], axis=-1)
+  n2 = _dot(q, q)
   good = n2 > (1e-7 * n0n1) ** 2 + 1e-30
   out = q * jax.lax.rsqrt(jnp.where(good, n2, 1.0))
-  return jnp.where(good, out, fallback)
+  return jnp.where(good, out, jnp.where(n0n1 > 0, half_turn, identity))
 
 
 def qfix(q, time_axis: int = -3) -> Array:

@@ -220,7 +220,8 @@ def get_offsets(joints_frame0, skeleton: str | SkeletonSpec = "t2m") -> Array:
   joints = _check_joints(joints_frame0, skel, "get_offsets")
   parents = np.array(skel.parents)
   parents[0] = 0
-  bone = jnp.linalg.norm(joints - joints[..., parents, :], axis=-1, keepdims=True)
+  bone_vec = joints - take_static(joints, parents, -2)
+  bone = jnp.sqrt(rotations._dot(bone_vec, bone_vec))
   return bone * jnp.asarray(skel.raw_offsets, joints.dtype)
 
 
@@ -349,8 +350,22 @@ def gaussian_smooth_time(x, sigma: float = 20.0) -> Array:
   return jnp.einsum("ts,...sc->...tc", mat, x, precision=jax.lax.Precision.HIGHEST)
 
 
+def take_static(x: Array, indices, axis: int) -> Array:
+  """`jnp.take(x, indices, axis)` for static indices as slices + one concatenation (XLA:CPU gathers
+  along an inner axis are slow)."""
+  indices = [int(i) for i in indices]
+  axis = axis % x.ndim
+  runs, start = [], 0
+  for k in range(1, len(indices) + 1):
+    if k == len(indices) or indices[k] != indices[k - 1] + 1:
+      runs.append((indices[start], indices[k - 1] + 1))
+      start = k
+  parts = [jax.lax.slice_in_dim(x, a, b, axis=axis) for a, b in runs]
+  return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=axis)
+
+
 def _normalize(v: Array) -> Array:
-  n = jnp.sqrt(jnp.sum(v * v, axis=-1, keepdims=True))
+  n = jnp.sqrt(rotations._dot(v, v))
   return v / jnp.where(n > 0, n, 1.0)
 
 
@@ -402,13 +417,14 @@ def inverse_kinematics(joints, skeleton: str | SkeletonSpec = "t2m", smooth_forw
 @functools.partial(jax.jit, static_argnames=("skel", "smooth_forward"))
 def _inverse_kinematics(joints: Array, skel: SkeletonSpec, smooth_forward: bool) -> Array:
   root = facing_rotation(joints, skel, smooth_forward)
-  root = root.at[..., 0, :].set(jnp.asarray([1.0, 0.0, 0.0, 0.0], root.dtype))
+  identity = jnp.broadcast_to(jnp.asarray([1.0, 0.0, 0.0, 0.0], root.dtype), root[..., :1, :].shape)
+  root = jnp.concatenate([identity, root[..., 1:, :]], axis=-2)  # frame 0 faces as it is
   parents = np.array(skel.parents)
   parents[0] = 0
-  bones = _normalize(joints - joints[..., parents, :])
+  bones = _normalize(joints - take_static(joints, parents, -2))
   global_rot = rotations.qbetween(jnp.asarray(skel.raw_offsets, joints.dtype), bones)
   global_rot = jnp.concatenate([root[..., None, :], global_rot[..., 1:, :]], axis=-2)
   rot_parents = np.array(skel.rotation_parents)
   rot_parents[0] = 0
-  local = rotations.qmul(rotations.qinv(global_rot[..., rot_parents, :]), global_rot)
+  local = rotations.qmul(rotations.qinv(take_static(global_rot, rot_parents, -2)), global_rot)
   return jnp.concatenate([root[..., None, :], local[..., 1:, :]], axis=-2)

@@ -1,0 +1,162 @@
+"""Motion textual inversion: the three objectives, frozen-everything-but-v*, concept files, CLI.
+
+Tiny stages with random parameters (tests/gen_stages.py); example motions are random features
+(the inversion only sees them through the frozen VAE).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen_stages import write_tiny_bert, write_tiny_clip, write_tiny_stages
+from lead_jax import cli, inversion
+from lead_jax.errors import ConfigError, InputError, WeightsError
+from lead_jax.pipeline import Pipeline
+
+pytest.importorskip("torch")
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def bert_stages(tmp_path_factory):
+  root = tmp_path_factory.mktemp("inv_bert")
+  return write_tiny_stages(root / "runs", text_encoder_path=write_tiny_bert(root / "bert"),
+                           text_dim=32)
+
+
+@pytest.fixture(scope="module")
+def clip_stages(tmp_path_factory):
+  root = tmp_path_factory.mktemp("inv_clip")
+  return write_tiny_stages(root / "runs", text_encoder_path=write_tiny_clip(root / "clip", 24),
+                           text_dim=24, kind="clip")
+
+
+@pytest.fixture(scope="module")
+def motions():
+  rng = np.random.default_rng(0)
+  return [rng.normal(size=(40, 263)).astype(np.float32),
+          rng.normal(size=(20, 263)).astype(np.float32)]
+
+
+def settings(space, **kw):
+  return inversion.InversionSettings(space=space, steps=kw.pop("steps", 12), learning_rate=0.1,
+                                     segment_frames=24, t_max=kw.pop("t_max", 300), **kw)
+
+
+def snapshot(pipe):
+  return jax.tree.map(lambda x: np.array(x), {"models": pipe.params, "text": pipe.text_encoder.params})
+
+
+@pytest.mark.parametrize("space", ["lead", "mld", "feat"])
+def test_loss_decreases_and_only_the_token_changes(bert_stages, motions, space):
+  pipe = Pipeline.from_workdir(bert_stages["projector"])
+  before = snapshot(pipe)
+  pipe.text_encoder.add_tokens(["<other>"], "walk")
+  other_row = pipe.text_encoder.token_embedding("<other>")
+  run = inversion.invert(pipe, motions, "<dance-x>", "walk", settings(space))
+  # The fixed evaluation batch's loss drops (same segments, templates, t and noise).
+  assert run.eval_losses[1] < 0.9 * run.eval_losses[0], run.eval_losses
+  assert run.losses.shape == (12,) and np.isfinite(run.losses).all()
+  after = snapshot(pipe)
+  for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
+    np.testing.assert_array_equal(a, b)  # every frozen parameter bitwise identical
+  np.testing.assert_array_equal(pipe.text_encoder.token_embedding("<other>"), other_row)
+  init = np.asarray(pipe.text_encoder._embedding_table(pipe.text_encoder.params))[  # pylint: disable=protected-access
+      pipe.text_encoder.tokenizer("walk", add_special_tokens=False)["input_ids"]].mean(0)
+  learnt = pipe.text_encoder.token_embedding("<dance-x>")
+  np.testing.assert_array_equal(learnt, run.concept.embedding)
+  assert np.abs(learnt - init).max() > 1e-3
+  assert run.concept.settings["space"] == space and run.concept.encoder == "minilm"
+
+
+def test_clip_encoder_inversion_pools_at_first_eos(clip_stages, motions):
+  pipe = Pipeline.from_workdir(clip_stages["projector"])
+  run = inversion.invert(pipe, motions, "<dance-x>", "walk", settings("lead"))
+  assert run.eval_losses[1] < 0.9 * run.eval_losses[0], run.eval_losses
+  token_id = pipe.text_encoder.tokenizer.convert_tokens_to_ids("<dance-x>")
+  batch = pipe.text_encoder.tokenize(["someone <dance-x>."])
+  assert token_id == pipe.text_encoder.vocab_size and batch.ids.max() == token_id
+  assert batch.ids[0, batch.eos_index[0]] == pipe.text_encoder.eos_token_id
+  assert run.concept.encoder == "clip" and run.concept.token_dim == 32
+
+
+def test_concept_round_trip_same_motion_and_untouched_prompts(bert_stages, motions, tmp_path):
+  pipe = Pipeline.from_workdir(bert_stages["projector"])
+  plain_before = pipe.generate(["a person walks forward."], [16], jax.random.key(5), steps=STEPS)
+  run = inversion.invert(pipe, motions, "<dance-x>", "walk", settings("mld", steps=3))
+  path = run.concept.save(tmp_path / "dance.npz")
+  prompts = ["a person <dance-x>", "a person walks forward."]
+  with_learnt = pipe.generate(prompts, [16, 16], jax.random.key(5), steps=STEPS)
+
+  fresh = Pipeline.from_workdir(bert_stages["projector"])
+  fresh.add_concept(path)
+  loaded = fresh.generate(prompts, [16, 16], jax.random.key(5), steps=STEPS)
+  np.testing.assert_array_equal(loaded["features"], with_learnt["features"])
+  # A prompt without the token: bitwise the motion generated before any concept existed.
+  alone = fresh.generate(["a person walks forward."], [16], jax.random.key(5), steps=STEPS)
+  np.testing.assert_array_equal(alone["features"], plain_before["features"])
+  # The token matters: the same prompt with the init word differs.
+  init = fresh.generate(["a person walk", "a person walks forward."], [16, 16], jax.random.key(5),
+                        steps=STEPS)
+  assert np.abs(init["features"][0] - loaded["features"][0]).max() > 1e-4
+
+  # Several concepts at once; a concept of another encoder is refused.
+  second = inversion.Concept(token="<limp>", embedding=np.ones(32, np.float32), encoder="minilm",
+                             token_dim=32, embed_dim=32, vocab_size=fresh.text_encoder.vocab_size)
+  fresh.add_concept(second)
+  both = fresh.generate(["a person <dance-x> <limp>"], [16], jax.random.key(5), steps=STEPS)
+  assert np.isfinite(both["features"]).all()
+  wrong = inversion.Concept(token="<x>", embedding=np.ones(32, np.float32), encoder="clip",
+                            token_dim=32, embed_dim=24, vocab_size=49408)
+  with pytest.raises(WeightsError, match="learnt with text encoder"):
+    fresh.add_concept(wrong)
+
+
+def test_concept_file_contents(tmp_path):
+  concept = inversion.Concept(token="<d>", embedding=np.arange(4, dtype=np.float32),
+                              encoder="minilm", token_dim=4, embed_dim=8, vocab_size=10,
+                              init_word="walk", settings={"space": "lead", "steps": 20},
+                              losses=np.asarray([2.0, 1.0], np.float32))
+  loaded = inversion.load_concept(concept.save(tmp_path / "d.npz"))
+  assert (loaded.token, loaded.encoder, loaded.token_dim, loaded.embed_dim, loaded.vocab_size,
+          loaded.init_word, loaded.settings) == ("<d>", "minilm", 4, 8, 10, "walk",
+                                                 {"space": "lead", "steps": 20})
+  np.testing.assert_array_equal(loaded.embedding, concept.embedding)
+  np.testing.assert_array_equal(loaded.losses, [2.0, 1.0])
+  np.save(tmp_path / "bad.npy", np.zeros(3))
+  with pytest.raises(InputError):
+    inversion.load_concept(tmp_path / "bad.npy")
+
+
+def test_bad_settings_and_motions(bert_stages, tmp_path):
+  with pytest.raises(ConfigError, match="space"):
+    inversion.InversionSettings(space="latent")
+  with pytest.raises(ConfigError, match="<\\*>"):
+    inversion.InversionSettings(templates=("a person walks",))
+  np.save(tmp_path / "m.npy", np.zeros((10, 12), np.float32))
+  with pytest.raises(InputError, match="expected features"):
+    inversion.load_motion_features(tmp_path / "m.npy")
+  mld = Pipeline.from_workdir(bert_stages["denoiser"])
+  with pytest.raises(ConfigError, match="projector"):
+    inversion.invert(mld, [np.zeros((30, 263), np.float32)], "<z>", "walk", settings("lead"))
+
+
+def test_joints_input_and_invert_then_sample_commands(bert_stages, humanml3d_dir, tmp_path):
+  joints = np.load(humanml3d_dir / "new_joints" / "012314.npy")[:40]
+  np.save(tmp_path / "j.npy", joints)
+  feats = inversion.load_motion_features(tmp_path / "j.npy")
+  assert feats.shape == (39, 263)
+  out = tmp_path / "c.npz"
+  rc = cli.main(["invert", "--workdir", str(bert_stages["projector"]), "--motion",
+                 str(tmp_path / "j.npy"), str(humanml3d_dir / "new_joint_vecs" / "000000.npy"),
+                 "--token", "<wave-x>", "--init-word", "wave", "--space", "lead", "--steps", "2",
+                 "--segment-frames", "24", "--out", str(out)])
+  assert rc == 0
+  concept = inversion.load_concept(out)
+  assert concept.token == "<wave-x>" and concept.losses.shape == (2,)
+  assert concept.settings["segment_frames"] == 24 and concept.settings["batch_size"] == 4
+  rc = cli.main(["sample", "--workdir", str(bert_stages["projector"]), "--concept", str(out),
+                 "--prompt", "someone <wave-x>", "--length", "8", "--steps", "2", "--no-bvh",
+                 "--no-animation", "--out", str(tmp_path / "gen")])
+  assert rc == 0 and (tmp_path / "gen" / "features" / "P0000_S00.npy").is_file()
