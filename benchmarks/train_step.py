@@ -22,9 +22,9 @@ interleaved (one of each per round, so both see the same machine load on a share
 rounds dropped, then the median of `--steps` rounds; JAX steps end with `block_until_ready`.
 samples/s = batch / median step seconds; ratio = jax / torch (target >= 1.5).
 
-  JAX_PLATFORMS=cpu python benchmarks/train_step.py                       # defaults, ~5 min idle
+  JAX_PLATFORMS=cpu python benchmarks/train_step.py                 # defaults: ~6 min, 2 busy cores
   JAX_PLATFORMS=cpu python benchmarks/train_step.py --vae-batch 8 32 --denoiser-batch 64 256 \
-      --projector-batch 64 256 --steps 5                                  # the full grid, ~25 min
+      --projector-batch 64 256        # bigger batches: each new shape recompiles, 4x longer steps
   JAX_PLATFORMS=cpu python benchmarks/train_step.py --stages denoiser --denoiser-batch 256
 """
 
@@ -65,7 +65,7 @@ CONFIGS = {"vae": "configs/vae_humanml3d.py", "denoiser": "configs/denoiser_huma
 STAGES = tuple(CONFIGS)
 
 
-# ---- PyTorch re-statement: projector and losses ---------------------------------------------------
+# ---- PyTorch re-statement: projector and losses --------------------------------------------------
 def torch_sinusoidal_positions(length: int, dim: int, max_period: float = 10000.0) -> torch.Tensor:
   """`[length, dim]`: even channels sin, odd channels cos (lead_jax.models.layers)."""
   pos = torch.arange(length, dtype=torch.float32)[:, None]
@@ -120,7 +120,8 @@ def torch_projector_loss(z, z_proj, z_hat, text, weights, eps: float = 1e-6) -> 
   """LEAD Eq. 7 as `lead_jax.models.projector_loss` (batch-Gaussian KL, population variance)."""
   z2, zh2 = z.reshape(z.shape[0], -1), z_hat.reshape(z_hat.shape[0], -1)
   rec = torch.mean((z2 - zh2) ** 2)
-  cos = (z_proj * text).sum(-1) / (z_proj.norm(dim=-1).clamp_min(eps) * text.norm(dim=-1).clamp_min(eps))
+  norm = lambda x: x.norm(dim=-1).clamp_min(eps)
+  cos = (z_proj * text).sum(-1) / (norm(z_proj) * norm(text))
   align = torch.mean(1.0 - cos)
   mu_p, mu_q = z2.mean(0), zh2.mean(0)
   var_p, var_q = z2.var(0, unbiased=False) + eps, zh2.var(0, unbiased=False) + eps
@@ -155,7 +156,7 @@ def scaled_linear_alphas_cumprod(n: int, beta_start: float, beta_end: float) -> 
   return torch.cumprod(1.0 - betas, 0).float()
 
 
-# ---- cases ------------------------------------------------------------------------------------------
+# ---- cases ---------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Case:
   """One (stage, batch): the JAX step with its arguments, and a torch step closure."""
@@ -289,7 +290,7 @@ def build_case(stage: str, batch_size: int, args: argparse.Namespace) -> Case:
               lambda: _torch_update(torch_model, optimizer, torch_loss()))
 
 
-# ---- timing -----------------------------------------------------------------------------------------
+# ---- timing --------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class Result:
   stage: str

@@ -1,4 +1,4 @@
-"""Motion textual inversion (paper Sec. 4.2; lead_jax/inversion.py): one token's embedding, all else
+r"""Motion textual inversion (paper Sec. 4.2; lead_jax/inversion.py): one token's embedding, all else
 frozen. Fields match `lead_jax.inversion.InversionSettings`; `lead-jax invert` flags override them.
 
   lead-jax invert --workdir runs/projector --motion dance.npy --token "<dance-x>" --init-word walk \

@@ -301,6 +301,9 @@ def invert(pipeline: Any, motions: Sequence[np.ndarray], token: str, init_word: 
   for i, m in enumerate(motions):
     if m.ndim != 2 or m.shape[1] != pipeline.vae.nfeats:
       raise InputError(f"example motion {i} has shape {m.shape}; expected [T, {pipeline.vae.nfeats}]")
+  if settings.space == "lead" and pipeline.projector is None:
+    raise ConfigError("space='lead' needs the projector (give the projector's workdir); use "
+                      "space='mld' or 'feat' in MLD mode")
   normed = [(m - pipeline.mean) / pipeline.std for m in motions]
   frames = min(settings.segment_frames, pipeline.max_frames)
   if settings.t_max > pipeline.scheduler.num_train_timesteps:

@@ -138,6 +138,30 @@ def sample_latents_per_motion(denoiser: LatentDenoiser, params: Any, keys: jax.A
   return z0
 
 
+def synthesize(vae: MotionVAE, denoiser: LatentDenoiser, projector: Projector | None,
+               params: Mapping[str, Any], cond_emb: jax.Array, uncond_emb: jax.Array,
+               lengths: jax.Array, keys: jax.Array, guidance_scale: jax.Array,
+               state: schedulers.SchedulerState, mean: jax.Array, std: jax.Array,
+               max_frames: int, joints_num: int) -> tuple[jax.Array, jax.Array]:
+  """Text embeddings -> motions: guided sampling, the projector round trip (when `projector` is
+  given), VAE decoding of `[N, max_frames]` masked frames, de-normalisation, joints.
+
+  Returns features `[N, max_frames, D]` and joints `[N, max_frames, J, 3]`, zero past each length.
+  Jittable with the modules and sizes static (`Pipeline.program` wraps it with text encoding).
+  """
+  z0 = sample_latents_per_motion(denoiser, params["denoiser"], keys, cond_emb, uncond_emb, state,
+                                 guidance_scale)
+  if projector is not None:
+    proj = {"params": params["projector"]}
+    z_proj = projector.apply(proj, z0, method=Projector.encode)
+    z0 = projector.apply(proj, z_proj, method=Projector.decode)
+  mask = lengths_mask(lengths, max_frames)
+  normed = vae.apply({"params": params["vae"]}, z0, mask, method=MotionVAE.decode)
+  features = jnp.where(mask[..., None], normed * std + mean, 0.0)
+  joints = recover_from_ric(features, joints_num)
+  return features, jnp.where(mask[..., None, None], joints, 0.0)
+
+
 class Pipeline:
   """Frozen VAE + denoiser (+ projector) + text encoder + dataset statistics, ready to generate."""
 
@@ -314,17 +338,9 @@ class Pipeline:
     enc = self.text_encoder
     embeddings = enc.embed_tokens(text_params, tokens.ids, extra_embeddings)
     pooled = enc.encode_embeddings(text_params, embeddings, tokens)[0].astype(jnp.float32)
-    z0 = sample_latents_per_motion(self.denoiser, params["denoiser"], keys, pooled[prompt_index],
-                                   pooled[0], state, guidance_scale)
-    if use_projector:
-      proj = {"params": params["projector"]}
-      z_proj = self.projector.apply(proj, z0, method=Projector.encode)
-      z0 = self.projector.apply(proj, z_proj, method=Projector.decode)
-    mask = lengths_mask(lengths, self.max_frames)
-    normed = self.vae.apply({"params": params["vae"]}, z0, mask, method=MotionVAE.decode)
-    features = jnp.where(mask[..., None], normed * std + mean, 0.0)
-    joints = recover_from_ric(features, self.joints_num)
-    return features, jnp.where(mask[..., None, None], joints, 0.0)
+    return synthesize(self.vae, self.denoiser, self.projector if use_projector else None, params,
+                      pooled[prompt_index], pooled[0], lengths, keys, guidance_scale, state, mean,
+                      std, self.max_frames, self.joints_num)
 
   def generate(self, texts: Sequence[str], lengths: int | Sequence[int], key: jax.Array,
                guidance_scale: float = 7.5, steps: int = 50, use_projector: bool | None = None,

@@ -1,4 +1,4 @@
-"""Motion textual inversion: learn a new token (e.g. "<dance-x>") from example motions.
+r"""Motion textual inversion: learn a new token (e.g. "<dance-x>") from example motions.
 
 Usage:
   lead-jax invert --workdir runs/projector --motion dance.npy --token "<dance-x>" --init-word walk \

@@ -1,4 +1,4 @@
-"""Generate motions from text with the trained stages (LEAD, or MLD with --no-projector).
+r"""Generate motions from text with the trained stages (LEAD, or MLD with --no-projector).
 
 Usage:
   lead-jax sample --workdir runs/projector --prompt "a person walks forward." --length 120 --out gen

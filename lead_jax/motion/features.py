@@ -25,7 +25,7 @@ import numpy as np
 
 from lead_jax.errors import ConfigError, InputError
 from lead_jax.motion import rotations
-from lead_jax.motion.skeleton import (SkeletonSpec, facing_rotation, forward_kinematics,
+from lead_jax.motion.skeleton import (SkeletonSpec, forward_kinematics,
                                       forward_kinematics_matrices, get_offsets, inverse_kinematics,
                                       resolve_skeleton, skeleton_for_joints, take_static)
 
@@ -186,7 +186,7 @@ def _uniform_skeleton(joints: Array, tgt: Array, skel: SkeletonSpec) -> Array:
 def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float | Array, tgt: Array) -> Array:
   """`process_file` on [..., T, J, 3] float32 (shapes already checked)."""
   num = skel.joints_num
-  positions = uniform_skeleton(joints, skel, tgt)
+  positions = jax.lax.optimization_barrier(uniform_skeleton(joints, skel, tgt))
   # Put on the floor; first-frame root XZ to the origin.
   floor = jnp.min(positions[..., 1], axis=(-2, -1))
   positions = positions - jnp.stack([jnp.zeros_like(floor), floor, jnp.zeros_like(floor)], -1)[..., None, None, :]
@@ -200,6 +200,8 @@ def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float | Array, t
   forward = forward / jnp.linalg.norm(forward, axis=-1, keepdims=True)
   q_init = rotations.qbetween(forward, jnp.broadcast_to(jnp.asarray([0.0, 0.0, 1.0]), forward.shape))
   positions = rotations.qrot(q_init[..., None, None, :], positions)
+  # Barriers materialise intermediates that many consumers read (XLA:CPU would re-compute them).
+  positions = jax.lax.optimization_barrier(positions)
   global_positions = positions
 
   # Foot contacts: squared displacement below the threshold.
@@ -209,7 +211,7 @@ def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float | Array, t
   contacts = (feet < jnp.asarray(feet_threshold, feet.dtype)).astype(jnp.float32)
 
   # Rotations with the smoothed facing direction.
-  quats = inverse_kinematics(positions, skel, smooth_forward=True)
+  quats = jax.lax.optimization_barrier(inverse_kinematics(positions, skel, smooth_forward=True))
   cont6d = rotations.quaternion_to_cont6d(quats)
   r_rot = quats[..., 0, :]
   root_vel = rotations.qrot(r_rot[..., 1:, :], positions[..., 1:, 0, :] - positions[..., :-1, 0, :])

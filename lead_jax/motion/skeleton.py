@@ -249,7 +249,8 @@ def _fk_core(local: list[Array], root_pos: Array, offsets: Array, parents, rotat
   glob = [None] * num
   glob[0] = local[0]
   for j in _topological_order(rotation_parents)[1:]:
-    glob[j] = compose(glob[rotation_parents[j]], local[j])
+    # The barrier keeps XLA from re-computing the whole ancestor chain inside every consumer.
+    glob[j] = jax.lax.optimization_barrier(compose(glob[rotation_parents[j]], local[j]))
   pos = [None] * num
   pos[0] = root_pos
   for j in _topological_order(parents)[1:]:
@@ -423,6 +424,7 @@ def _inverse_kinematics(joints: Array, skel: SkeletonSpec, smooth_forward: bool)
   parents[0] = 0
   bones = _normalize(joints - take_static(joints, parents, -2))
   global_rot = rotations.qbetween(jnp.asarray(skel.raw_offsets, joints.dtype), bones)
+  global_rot = jax.lax.optimization_barrier(global_rot)  # XLA:CPU would recompute it per use
   global_rot = jnp.concatenate([root[..., None, :], global_rot[..., 1:, :]], axis=-2)
   rot_parents = np.array(skel.rotation_parents)
   rot_parents[0] = 0

@@ -1,7 +1,6 @@
 """HumanML3D features: golden parity with the shipped clips, round trips, invariances, jit/vmap."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
