@@ -1,31 +1,14 @@
 """Fixtures for the data-pipeline tests: a small HumanML3D-layout folder and a fake text encoder."""
 
-import hashlib
 import pathlib
 import shutil
 
 import numpy as np
 import pytest
+from fakes import HashTextEncoder
 
 CLIPS = ("000000", "007005", "012314", "M010968")
 SHIFTS = (0, 10, 20)  # each real clip also appears as sub-clips starting 10 and 20 frames later
-
-
-class HashEncoder:
-  """Deterministic stand-in text encoder: embedding = hash of the caption; counts encodes."""
-
-  def __init__(self, dim: int = 8):
-    self.embed_dim = dim
-    self.name = f"hash-{dim}"
-    self.encoded: list[str] = []
-
-  def encode(self, texts):
-    self.encoded.extend(texts)
-    out = np.empty((len(texts), self.embed_dim), np.float32)
-    for i, t in enumerate(texts):
-      h = hashlib.sha256(t.encode()).digest()
-      out[i] = np.frombuffer(h[:self.embed_dim], np.uint8).astype(np.float32) / 255.0
-    return out
 
 
 def clip_id(real: str, shift: int) -> str:
@@ -63,5 +46,5 @@ def h3d_folder(humanml3d_dir, tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture
-def encoder() -> HashEncoder:
-  return HashEncoder()
+def encoder() -> HashTextEncoder:
+  return HashTextEncoder(8)

@@ -3,6 +3,7 @@
 import jax
 import ml_collections
 import numpy as np
+from fakes import HashTextEncoder
 import pytest
 from jax.sharding import Mesh
 
@@ -111,21 +112,20 @@ def test_epochs_see_each_clip_once_per_epoch(h3d_folder, encoder):
 
 
 def test_text_cache_encodes_each_caption_once(h3d_folder, tmp_path):
-  from conftest import HashEncoder  # pylint: disable=import-outside-toplevel
-  enc = HashEncoder()
+  enc = HashTextEncoder(8)
   cfg = make_config(h3d_folder, tmp_path / "cache")
   data.make_train_stream(cfg, enc, None, 0, 1)
-  texts = {c.text for c in data.make_train_stream(cfg, HashEncoder(), None, 0, 1).table.captions}
+  texts = {c.text for c in data.make_train_stream(cfg, HashTextEncoder(8), None, 0, 1).table.captions}
   assert sorted(enc.encoded) == sorted(texts | {""})  # each caption + the empty one, once
-  assert (tmp_path / "cache" / "hash-8.npz").is_file()
-  enc2 = HashEncoder()
+  assert (tmp_path / "cache" / "hash8.npz").is_file()
+  enc2 = HashTextEncoder(8)
   s = data.make_train_stream(cfg, enc2, None, 0, 1)  # a new run: everything from disk
   assert enc2.encoded == []
   batch = next(s)
   for b in range(4):
     text = s.table.captions[int(batch["caption_index"][b])].text
-    np.testing.assert_allclose(batch["text_emb"][b], HashEncoder().encode([text])[0])
-  with np.load(tmp_path / "cache" / "hash-8.npz") as f:
+    np.testing.assert_allclose(batch["text_emb"][b], HashTextEncoder(8).encode([text])[0])
+  with np.load(tmp_path / "cache" / "hash8.npz") as f:
     assert data.text_cache.caption_key("") in set(f["keys"].tolist())
     assert f["embeddings"].shape == (len(texts) + 1, 8)
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import perturb_, save_clip_dir
+from hf_test_models import perturb_, save_clip_dir
 from lead_jax.errors import ConfigError, InputError, MissingFileError, WeightsError
 from lead_jax.text import TokenBatch, load_text_encoder
 from lead_jax.text import clip, hf_weights

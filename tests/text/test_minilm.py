@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import torch_mean_pool
+from hf_test_models import torch_mean_pool
 from lead_jax.errors import WeightsError
 from lead_jax.text import hf_weights, load_text_encoder
 from lead_jax.text import minilm

@@ -1,11 +1,11 @@
 """Fixtures of the training tests: a tiny HumanML3D-layout dataset in tmp and a caption encoder."""
 
-import hashlib
 import pathlib
 import shutil
 
 import numpy as np
 import pytest
+from fakes import HashTextEncoder
 
 CLIP_IDS = ("000000", "012314", "007005", "M010968")
 CAPTIONS = {
@@ -34,22 +34,6 @@ def tiny_dataset(humanml3d_dir, tmp_path_factory) -> pathlib.Path:
   for split in ("train", "val", "test"):
     (root / f"{split}.txt").write_text("\n".join(CLIP_IDS) + "\n")
   return root
-
-
-class HashTextEncoder:
-  """Deterministic caption embeddings (SHA-256 seeded normals) of width `embed_dim`: the stages
-  only read pooled embeddings from the batch, so tests need no real language model."""
-
-  def __init__(self, embed_dim: int = 384):
-    self.embed_dim = embed_dim
-    self.name = f"hash{embed_dim}"
-
-  def encode(self, texts):
-    rows = []
-    for t in texts:
-      seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little")
-      rows.append(np.random.default_rng(seed).normal(size=self.embed_dim))
-    return np.asarray(rows, np.float32).reshape(len(texts), self.embed_dim)
 
 
 @pytest.fixture(scope="session")
