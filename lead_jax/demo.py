@@ -123,6 +123,112 @@ def train_demo_stages(data_dir: pathlib.Path, workdirs: pathlib.Path, steps_scal
   return result
 
 
+DEMO_PROMPTS = (
+    ("a person walks forward.", 60),
+    ("a person runs forward.", 60),
+    ("a person jumps forward.", 60),
+    ("a person does a backflip.", 60),
+    ("a person does a cartwheel.", 60),
+    ("a person kicks with the right leg.", 60),
+)
+
+
+def sample_demo_motions(workdirs: pathlib.Path, out_dir: pathlib.Path, seed: int,
+                        prompts: Sequence[tuple[str, int]] = DEMO_PROMPTS) -> list[dict]:
+  """Generates each prompt with the projector (LEAD) and without it (MLD); writes index.json."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from lead_jax.io.generated import save_generation  # pylint: disable=g-import-not-at-top
+  from lead_jax.pipeline import Pipeline  # pylint: disable=g-import-not-at-top
+
+  pipe = Pipeline.from_workdir(workdirs / "projector")
+  texts, lengths = [p for p, _ in prompts], [n for _, n in prompts]
+  index = []
+  for use_projector, prefix in ((True, "lead_"), (False, "mld_")):
+    start = time.time()
+    result = pipe.generate(texts, lengths, jax.random.key(seed), use_projector=use_projector)
+    index += save_generation(result, out_dir, name_prefix=prefix)
+    _log(f"sample: {len(texts)} prompts, projector {'on' if use_projector else 'off'}, "
+         f"{time.time() - start:.1f} s")
+  for entry in index:
+    joints = np.load(out_dir / entry["joints"])
+    entry["root_displacement_m"] = round(float(np.linalg.norm(joints[-1, 0, [0, 2]] -
+                                                              joints[0, 0, [0, 2]])), 3)
+    entry["max_lowest_foot_height_m"] = round(float(joints[:, [7, 8, 10, 11], 1].min(1).max()), 3)
+  (out_dir / "index.json").write_text(json.dumps(index, indent=1) + "\n")
+  return index
+
+
+def plot_loss_curves(workdirs: pathlib.Path, path: pathlib.Path) -> pathlib.Path:
+  """One panel per stage: the training loss terms of metrics.jsonl against the step."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  stages = [name for name, _ in DEMO_STAGE_CONFIGS if (workdirs / name / "metrics.jsonl").exists()]
+  fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(4.5 * max(1, len(stages)), 3.4))
+  axes = np.atleast_1d(axes)
+  skip = {"lr", "grad_norm", "param_norm", "steps_per_sec", "step"}
+  for ax, stage in zip(axes, stages):
+    rows = [json.loads(line) for line in (workdirs / stage / "metrics.jsonl").read_text().splitlines()
+            if line.strip()]
+    rows = [r for r in rows if "loss" in r]
+    for key in sorted({k for r in rows for k in r} - skip):
+      if key.startswith("eval/"):
+        continue
+      steps = [r["step"] for r in rows if key in r]
+      ax.plot(steps, [r[key] for r in rows if key in r], label=key, lw=1.2)
+    ax.set_title(stage)
+    ax.set_xlabel("step")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def write_report(out: pathlib.Path, summary: dict) -> pathlib.Path:
+  """OUT/report.md linking the data, round trip, training curves and generated motions."""
+  lines = ["# lead-jax demo report", ""]
+  data = summary.get("data")
+  if data:
+    lines += ["## Data", "",
+              f"{len(data['kept'])} DeepMimic clips imported into `data/` (HumanML3D layout); "
+              f"skipped: {len(data['skipped'])}, failed: {len(data['failures'])}.", ""]
+  motion = summary.get("motion")
+  if motion:
+    lines += ["## Motion round trip", "", "| clip | frames | features->joints max err (m) | "
+              "BVH write/read max err (m) | height (m) | distance (m) |", "|---|---|---|---|---|---|"]
+    for r in motion["clips"]:
+      lines.append(f"| {r['id']} | {r['frames']} | {r['ric_max_err_m']:.1e} | "
+                   f"{r['bvh_max_err_m']:.1e} | {r['height_m']:.2f} | {r['distance_m']:.2f} |")
+    lines += ["", f"![clips](motion/{motion['strip']})", ""]
+  train = summary.get("train")
+  if train:
+    lines += ["## Training", "", "| stage | steps | seconds | metrics |", "|---|---|---|---|"]
+    for stage, r in train.items():
+      lines.append(f"| {stage} | {r['steps']} | {r['seconds']} | "
+                   f"`{pathlib.Path(r['metrics']).relative_to(out)}` |")
+    lines += ["", "![loss curves](loss_curves.png)", ""]
+  index = summary.get("sample")
+  if index:
+    lines += ["## Generated motions", "",
+              "Each prompt with the LEAD projector round trip (`lead_*`) and without it (MLD mode, "
+              "`mld_*`); all files are listed in `samples/index.json`.", "",
+              "| prompt | projector | root displacement (m) | highest lowest-foot (m) | "
+              "animation | BVH |", "|---|---|---|---|---|---|"]
+    for e in index:
+      anim = f"[gif](samples/{e['animation']})" if e["animation"] else "-"
+      bvh = f"[bvh](samples/{e['bvh']})" if e["bvh"] else "-"
+      lines.append(f"| {e['prompt']} | {'on' if e['projector'] else 'off'} | "
+                   f"{e['root_displacement_m']:.2f} | {e['max_lowest_foot_height_m']:.2f} | "
+                   f"{anim} | {bvh} |")
+    lines += ["", "![samples](samples/strip.png)", ""]
+  lines += [f"Total time: {summary.get('seconds', 0)} s.", ""]
+  path = out / "report.md"
+  path.write_text("\n".join(lines))
+  return path
+
+
 def run_demo(out: str | pathlib.Path, stages: Sequence[str] = ALL_STAGES, steps_scale: float = 1.0,
              seed: int = 0) -> dict:
   """Runs the demo stages into `out`; returns a summary dict (also written to summary.json)."""
@@ -140,7 +246,17 @@ def run_demo(out: str | pathlib.Path, stages: Sequence[str] = ALL_STAGES, steps_
     summary["motion"] = motion_round_trip(data_dir, out / "motion")
   if "train" in stages:
     summary["train"] = train_demo_stages(data_dir, out / "workdirs", steps_scale)
+  if "sample" in stages:
+    summary["sample"] = sample_demo_motions(out / "workdirs", out / "samples", seed)
+    from lead_jax.io import render  # pylint: disable=g-import-not-at-top
+    lead = [e for e in summary["sample"] if e["projector"]]
+    render.render_strip([np.load(out / "samples" / e["joints"]) for e in lead],
+                        out / "samples" / "strip.png", captions=[e["prompt"] for e in lead],
+                        num_frames=6)
+  if (out / "workdirs").exists():
+    plot_loss_curves(out / "workdirs", out / "loss_curves.png")
   summary["seconds"] = round(time.time() - start, 1)
+  write_report(out, summary)
   (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
   _log(f"done in {summary['seconds']} s -> {out}")
   return summary

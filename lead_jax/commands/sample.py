@@ -23,7 +23,6 @@ import argparse
 import json
 import pathlib
 
-import numpy as np
 
 from lead_jax.errors import InputError, MissingFileError
 
@@ -100,10 +99,9 @@ def run(args: argparse.Namespace) -> int:
   from lead_jax.pipeline import check_texts  # pylint: disable=import-outside-toplevel
   check_texts([p for p, _ in prompts])
 
+  from lead_jax.io.generated import save_generation  # pylint: disable=import-outside-toplevel
+
   out = pathlib.Path(args.out)
-  folders = {k: out / k for k in ("features", "joints", "bvh", "animations")}
-  for folder in folders.values():
-    folder.mkdir(parents=True, exist_ok=True)
   per_batch = max(1, args.batch_size // args.num_samples)
   key = jax.random.key(args.seed)
   index = []
@@ -115,30 +113,8 @@ def run(args: argparse.Namespace) -> int:
                            use_projector=use_projector, scheduler=args.scheduler,
                            num_samples=args.num_samples,
                            prompt_ids=list(range(start, start + len(chunk))))
-    for row in range(len(result["texts"])):
-      prompt_no = start + int(result["prompt_index"][row])
-      sample = int(result["sample_index"][row])
-      length = int(result["lengths"][row])
-      name = f"P{prompt_no:04d}_S{sample:02d}"
-      entry = {"prompt": result["texts"][row], "sample": sample, "length": length,
-               "projector": bool(result["projector"]), "features": None, "joints": None,
-               "bvh": None, "animation": None}
-      features = result["features"][row, :length]
-      joints = result["joints"][row, :length]
-      np.save(folders["features"] / f"{name}.npy", features)
-      np.save(folders["joints"] / f"{name}.npy", joints)
-      entry["features"] = f"features/{name}.npy"
-      entry["joints"] = f"joints/{name}.npy"
-      if not args.no_bvh and features.shape[1] == 263:
-        from lead_jax.io.export import features_to_bvh  # pylint: disable=import-outside-toplevel
-        features_to_bvh(features, folders["bvh"] / f"{name}.bvh", fps=args.fps)
-        entry["bvh"] = f"bvh/{name}.bvh"
-      if not args.no_animation:
-        from lead_jax.io.render import render_animation  # pylint: disable=import-outside-toplevel
-        path = render_animation([joints], folders["animations"] / f"{name}.gif",
-                                [result["texts"][row]], fps=args.fps)
-        entry["animation"] = str(path.relative_to(out))
-      index.append(entry)
+    index += save_generation(result, out, prompt_offset=start, fps=args.fps,
+                             bvh=not args.no_bvh, animation=not args.no_animation)
   (out / "index.json").write_text(json.dumps(index, indent=1))
   print(f"wrote {len(index)} motions to {out} (index.json)")
   return 0
