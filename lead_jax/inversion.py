@@ -159,14 +159,9 @@ def load_concept(path: str | pathlib.Path) -> Concept:
 def load_motion_features(path: str | pathlib.Path, nfeats: int = 263) -> np.ndarray:
   """De-normalised features `[T, nfeats]` from a `.npy` of features `[T, nfeats]` or of joints
   `[T, 22, 3]` (converted with `extract_features`, giving T-1 frames)."""
+  from lead_jax.io.arrays import load_npy  # pylint: disable=import-outside-toplevel
   path = pathlib.Path(path)
-  if not path.is_file():
-    raise MissingFileError(f"motion file not found: {path}")
-  try:
-    data = np.load(path)
-  except ValueError as e:
-    raise InputError(f"{path}: not a NumPy .npy array ({e})") from e
-  data = np.asarray(data, np.float32)
+  data = np.asarray(load_npy(path), np.float32)
   if data.ndim == 3 and data.shape[1:] == (22, 3):
     if data.shape[0] < 2:
       raise InputError(f"{path}: joints need at least 2 frames, found {data.shape[0]}")
@@ -315,13 +310,7 @@ def invert(pipeline: Any, motions: Sequence[np.ndarray], token: str, init_word: 
   if not np.all((batch.ids == token_id).any(axis=1)):
     raise InputError(f"the token {token!r} was cut from some template prompts by the tokenizer's "
                      f"{enc.max_length}-token limit")
-  templates = jax.tree.map(np.asarray, batch)
-  if enc.trim_padding:
-    from lead_jax.pipeline import next_pow2  # pylint: disable=import-outside-toplevel
-    length = min(next_pow2(int(batch.attention_mask.sum(axis=1).max()), 16), enc.max_length)
-    templates = TokenBatch(ids=templates.ids[:, :length],
-                           attention_mask=templates.attention_mask[:, :length],
-                           eos_index=templates.eos_index)
+  templates = enc.trim(jax.tree.map(np.asarray, batch))
 
   loss_fn = make_loss_fn(pipeline, settings.space, token_id, settings.latent)
   optimizer = optax.adam(settings.learning_rate)

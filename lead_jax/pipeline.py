@@ -43,9 +43,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from lead_jax import checkpoints
+from lead_jax.buckets import next_pow2
 from lead_jax.diffusion import schedulers
 from lead_jax.diffusion.sampling import guided_eps
 from lead_jax.errors import ConfigError, InputError, MissingFileError, WeightsError
+from lead_jax.io.arrays import load_npy
 from lead_jax.models import (LatentDenoiser, MotionVAE, Projector, abstract_params, build_denoiser,
                              build_projector, build_vae)
 from lead_jax.motion.features import features_dim, recover_from_ric
@@ -53,11 +55,6 @@ from lead_jax.text.base import TextEncoder, TokenBatch
 
 SCHEDULERS = ("ddim", "ddpm")
 DEFAULT_MAX_FRAMES = 196
-
-
-def next_pow2(n: int, smallest: int = 1) -> int:
-  """Smallest power of two >= max(n, smallest)."""
-  return max(int(smallest), 1 << max(int(n) - 1, 0).bit_length())
 
 
 def lengths_mask(lengths: jax.Array, max_frames: int) -> jax.Array:
@@ -439,10 +436,8 @@ class Pipeline:
     if batch.ids.max() >= limit:
       raise InputError(f"token id {int(batch.ids.max())} outside the text encoder's table of "
                        f"{limit} rows")
+    batch = enc.trim(batch)
     ids, mask, eos = batch.ids, batch.attention_mask, batch.eos_index
-    if enc.trim_padding:
-      length = min(next_pow2(int(mask.sum(axis=1).max()), 16), enc.max_length)
-      ids, mask = ids[:, :length], mask[:, :length]
     pad = next_pow2(len(rows), 2) - len(rows)
     rep = lambda a: np.concatenate([a, np.repeat(a[:1], pad, axis=0)])
     return TokenBatch(ids=jnp.asarray(rep(ids)), attention_mask=jnp.asarray(rep(mask)),
@@ -464,10 +459,7 @@ def check_texts(texts: Sequence[str]) -> list[str]:
 
 def _stat(value: Any, dim: int, name: str) -> np.ndarray:
   if isinstance(value, (str, pathlib.Path)):
-    path = pathlib.Path(value)
-    if not path.is_file():
-      raise MissingFileError(f"{name} statistics file not found: {path}")
-    value = np.load(path)
+    value = load_npy(value, f"{name} statistics file")
   array = np.asarray(value, np.float32)
   if array.shape != (dim,):
     raise InputError(f"{name} must have shape ({dim},) to match vae.nfeats, found {array.shape}")
@@ -509,20 +501,21 @@ def _dataset_stats(config: Mapping[str, Any], data_dir: str | None, dim: int,
   return layout.load_stats(root, dim)
 
 
+def _stack_sizes(encoder: Mapping[str, Any]) -> dict[str, int]:
+  """`num_layers` and `ff_size` of a skip stack, read from its parameters."""
+  half = sum(1 for k in encoder if k.startswith("input_blocks_"))
+  return dict(num_layers=2 * half + 1,
+              ff_size=int(np.shape(encoder["middle_block"]["linear1"]["kernel"])[1]))
+
+
 def _vae_sizes(params: Mapping[str, Any]) -> dict[str, int]:
   nfeats, width = np.shape(params["skel_embedding"]["kernel"])
-  encoder = params["encoder"]
-  half = sum(1 for k in encoder if k.startswith("input_blocks_"))
-  return dict(nfeats=int(nfeats), latent_dim=int(width), num_layers=2 * half + 1,
-              ff_size=int(np.shape(encoder["middle_block"]["linear1"]["kernel"])[1]),
+  return dict(nfeats=int(nfeats), latent_dim=int(width), **_stack_sizes(params["encoder"]),
               max_len=int(np.shape(params["query_pos_encoder"]["pe"])[0]))
 
 
 def _denoiser_sizes(params: Mapping[str, Any]) -> dict[str, int]:
   text_dim, width = np.shape(params["emb_proj"]["kernel"])
-  encoder = params["encoder"]
-  half = sum(1 for k in encoder if k.startswith("input_blocks_"))
-  return dict(text_dim=int(text_dim), latent_dim=int(width), num_layers=2 * half + 1,
+  return dict(text_dim=int(text_dim), latent_dim=int(width), **_stack_sizes(params["encoder"]),
               time_channels=int(np.shape(params["time_embedding"]["linear_1"]["kernel"])[0]),
-              ff_size=int(np.shape(encoder["middle_block"]["linear1"]["kernel"])[1]),
               max_len=int(np.shape(params["query_pos"]["pe"])[0]))

@@ -1,17 +1,27 @@
-"""Evaluate trained models with the T2M protocol and write the paper's Table 1 (or Table 3).
+r"""Evaluate trained models with the T2M protocol and write the paper's Table 1 (or Table 3).
 
 Rows: Real (the evaluator on ground truth), "MLD mode" (no projector) and "LEAD" (projector round
 trip; only when --workdir is a projector stage). Each metric is the mean ±95% CI over
 --replications (20 in the paper). --evaluator is either the published T2M evaluator `finest.tar`
 (then --glove names the GloVe folder and --eval-mean/--eval-std its statistics) or the workdir of
-an evaluator trained with `lead_jax.evaluation.trainable_evaluator`. --mti evaluates the Table 3
-protocol (R@3, FID, MM-Dist, Diversity) on the first --mti-size (100) test motions.
+an evaluator trained with `lead_jax.evaluation.trainable_evaluator`.
+
+--mti runs the paper's motion-textual-inversion protocol (Sec. 5.5, Table 3) instead: a seeded
+random subset of --mti-size (100) test motions; for each, one token ("<mti-K>") is learnt from that
+motion alone with `lead_jax.inversion.invert` in each --mti-space (lead | mld | feat; steps, lr,
+batch, segments from configs/inversion.py or --mti-config, --mti-steps / --mti-lr override) and
+forgotten before the next motion; --replications samples per motion are generated from
+--mti-template ("a person <*>", <*> = the token) at the motion's length, without and with the
+projector. Rows: Real, MTI_<space>, MTI_<space> w/ project; columns R@3, FID, MM-Dist, Diversity
+(text = the motion's ground-truth caption, FID against the subset's ground truth).
 
 Examples:
   lead-jax evaluate --workdir runs/projector --evaluator deps/t2m/t2m/text_mot_match/model/finest.tar \
       --glove deps/glove --eval-mean deps/t2m/t2m/Comp_v6_KLD01/meta/mean.npy \
       --eval-std deps/t2m/t2m/Comp_v6_KLD01/meta/std.npy --out eval/
   lead-jax evaluate --workdir runs/projector --evaluator runs/evaluator_demo --replications 3 --out eval/
+  lead-jax evaluate --workdir runs/projector --evaluator runs/evaluator_demo --mti \
+      --mti-space lead mld feat --mti-size 100 --mti-steps 20 --mti-template "a person <*>" --out mti/
 Writes OUT/table.md and OUT/table.json (per-replication values, settings).
 """
 
@@ -42,8 +52,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--batch-size", type=int, default=32)
   parser.add_argument("--mm-prompts", type=int, default=100)
   parser.add_argument("--mm-repeats", type=int, default=30)
-  parser.add_argument("--mti", action="store_true", help="Table 3 protocol on a subset")
-  parser.add_argument("--mti-size", type=int, default=100)
+  parser.add_argument("--mti", action="store_true", help="the MTI protocol of Table 3 on a subset")
+  parser.add_argument("--mti-size", type=int, default=100, help="motions in the MTI subset")
+  parser.add_argument("--mti-space", nargs="+", choices=("lead", "mld", "feat"), default=["lead"],
+                      help="inversion objective(s); one pair of table rows each")
+  parser.add_argument("--mti-template", default="a person <*>",
+                      help="generation prompt; <*> is replaced by the motion's token")
+  parser.add_argument("--mti-init-word", default="move",
+                      help="word initialising every token ('' = mean of the token table)")
+  parser.add_argument("--mti-steps", type=int, default=None, help="Adam steps (config: 20)")
+  parser.add_argument("--mti-lr", type=float, default=None, help="Adam learning rate (config)")
+  parser.add_argument("--mti-config", default=None,
+                      help="inversion config file (default configs/inversion.py)")
+  parser.add_argument("--compile-cache", default=None,
+                      help="JAX persistent compilation cache folder for the MTI inversions "
+                           "(default: a temporary one; keep one to reuse compiles across runs)")
 
 
 def _eval_config(workdir: str, data_dir: str, batch_size: int):
@@ -77,28 +100,50 @@ def load_embedder(args, mean: np.ndarray, std: np.ndarray):
   return protocol.T2MEmbedder(evaluator, wv)
 
 
+def mti_settings(args: argparse.Namespace):
+  """`protocol.MTISettings` from the --mti-* flags over the inversion config."""
+  from lead_jax import inversion  # pylint: disable=import-outside-toplevel
+  from lead_jax.commands import invert  # pylint: disable=import-outside-toplevel
+  from lead_jax.evaluation import protocol  # pylint: disable=import-outside-toplevel
+  if args.mti_size < 2:
+    raise ConfigError(f"--mti-size must be >= 2, found {args.mti_size}")
+  if inversion.PLACEHOLDER not in args.mti_template:
+    raise ConfigError(f"--mti-template must contain {inversion.PLACEHOLDER!r}, found "
+                      f"{args.mti_template!r}")
+  inv = inversion.InversionSettings.from_config(invert.load_config(args.mti_config),
+                                                steps=args.mti_steps, learning_rate=args.mti_lr)
+  return protocol.MTISettings(inversion=inv, size=args.mti_size, spaces=tuple(args.mti_space),
+                              template=args.mti_template, init_word=args.mti_init_word,
+                              guidance_scale=args.guidance, steps=args.steps)
+
+
 def run(args: argparse.Namespace) -> int:
   from lead_jax.evaluation import protocol  # pylint: disable=import-outside-toplevel
   from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
+  mti = mti_settings(args) if args.mti else None
   pipe = Pipeline.from_workdir(args.workdir, data_dir=args.data_dir or None)
   mean, std = np.asarray(pipe.mean, np.float32), np.asarray(pipe.std, np.float32)
   embedder = load_embedder(args, mean, std)
   config = _eval_config(args.workdir, args.data_dir, args.batch_size)
   batches = protocol.stream_batches(config, pipe.text_encoder, args.split)
-  common = dict(guidance_scale=args.guidance, steps=args.steps)
-  methods = {"MLD mode": protocol.pipeline_generator(pipe, False, **common)}
-  if pipe.has_projector:
-    methods["LEAD"] = protocol.pipeline_generator(pipe, True, **common)
-  settings = protocol.ProtocolSettings(
-      replications=args.replications, seed=args.seed,
-      mm_prompts=0 if args.mti else args.mm_prompts, mm_repeats=args.mm_repeats,
-      max_examples=args.mti_size if args.mti else 0)
-  result = protocol.evaluate(embedder, batches, methods, settings, mean, std,
-                             progress=lambda s: print(s, file=sys.stderr))
-  if args.mti:
-    md, js = protocol.write_report(result, args.out, protocol.TABLE3_COLUMNS,
-                                   f"MTI protocol on {args.mti_size} test motions (Table 3)")
+  progress = lambda s: print(s, file=sys.stderr)
+  if mti is not None:
+    settings = protocol.ProtocolSettings(replications=args.replications, seed=args.seed,
+                                         mm_prompts=0)
+    result = protocol.evaluate_mti(embedder, pipe, batches, settings, mti, mean, std, progress,
+                                  compile_cache=args.compile_cache)
+    md, js = protocol.write_report(
+        result, args.out, protocol.TABLE3_COLUMNS,
+        f"MTI protocol on {result['settings']['mti']['size']} {args.split} motions (Table 3)")
   else:
+    common = dict(guidance_scale=args.guidance, steps=args.steps)
+    methods = {"MLD mode": protocol.pipeline_generator(pipe, False, **common)}
+    if pipe.has_projector:
+      methods["LEAD"] = protocol.pipeline_generator(pipe, True, **common)
+    settings = protocol.ProtocolSettings(
+        replications=args.replications, seed=args.seed, mm_prompts=args.mm_prompts,
+        mm_repeats=args.mm_repeats)
+    result = protocol.evaluate(embedder, batches, methods, settings, mean, std, progress=progress)
     md, js = protocol.write_report(result, args.out, protocol.TABLE1_COLUMNS,
                                    "Text-to-motion (Table 1 layout)")
   print(md.read_text())

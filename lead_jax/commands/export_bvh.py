@@ -12,11 +12,9 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 
-import numpy as np
-
-from lead_jax.errors import InputError, MissingFileError
+from lead_jax.errors import InputError
+from lead_jax.io.arrays import load_npy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,19 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--unit", default="m", choices=["m", "cm", "mm"], help="BVH length unit (default m)")
 
 
-def _load(path: str, what: str) -> np.ndarray:
-  if not os.path.isfile(path):
-    raise MissingFileError(f"{what} not found: {path}")
-  try:
-    return np.load(path, allow_pickle=False)
-  except (ValueError, OSError) as e:
-    raise InputError(f"{path}: not a readable .npy array ({e})") from None
-
-
 def run(args: argparse.Namespace) -> int:
   from lead_jax.io import export  # Heavy (JAX): imported when the command runs.
 
-  data = _load(args.input, "input")
+  data = load_npy(args.input, "input")
   if (args.mean is None) != (args.std is None):
     raise InputError("pass both --mean and --std, or neither")
   if data.ndim == 3 and data.shape[1:] == (22, 3):
@@ -55,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     kind = "joints"
   elif data.ndim == 2 and data.shape[1] == 263:
     if args.mean is not None:
-      mean, std = _load(args.mean, "--mean"), _load(args.std, "--std")
+      mean, std = load_npy(args.mean, "--mean"), load_npy(args.std, "--std")
       for name, stat in (("--mean", mean), ("--std", std)):
         if stat.shape != (263,):
           raise InputError(f"{name} must have shape (263,), found {stat.shape}")

@@ -1,4 +1,4 @@
-"""Import mocap into a HumanML3D-layout dataset (new_joints, new_joint_vecs, texts, splits, Mean/Std).
+r"""Import mocap into a HumanML3D-layout dataset (new_joints, new_joint_vecs, texts, splits, Mean/Std).
 
 Usage:
   lead-jax import bvh ../shared/data/bandai/dataset-2/data/*walk*.bvh --map bandai \

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from lead_jax.errors import InputError, MissingFileError
+from lead_jax.errors import InputError
+from lead_jax.io.arrays import load_npy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,10 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load_stat(path: str | None):
   if path is None:
     return None
-  try:
-    return np.load(path)
-  except FileNotFoundError as e:
-    raise MissingFileError(f"statistics file not found: {path}") from e
+  return load_npy(path, "statistics file")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Train one stage (VAE, denoiser or LEAD projector) from a config file, resuming from WORKDIR.
+r"""Train one stage (VAE, denoiser or LEAD projector) from a config file, resuming from WORKDIR.
 
 The stage is the last model section present in the config: `projector`, else `denoiser`, else
 `vae` (override with --stage). Progress bar on stderr; scalars in WORKDIR/metrics.jsonl and

@@ -24,37 +24,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from lead_jax.convert.torch_files import (flatten_tree, load_torch_file, short_list,
+                                          tensor_to_float32, unflatten_tree)
 from lead_jax.errors import MissingFileError, WeightsError
 
 IGNORED_PREFIXES = ("text_encoder.", "clip.", "t2m_textencoder.", "t2m_moveencoder.",
                     "t2m_motionencoder.", "denoiser.mem_pos.")
 _ATTN = ("self_attn", "multihead_attn")
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-  if hasattr(value, "detach"):
-    value = value.detach().cpu().float().numpy()
-  return np.asarray(value, dtype=np.float32)
-
-
-def _flat(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, Mapping):
-      out.update(_flat(v, prefix + (k,)))
-    else:
-      out[prefix + (k,)] = v
-  return out
-
-
-def _unflat(flat: Mapping[tuple[str, ...], Any]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for path, v in flat.items():
-    node = tree
-    for k in path[:-1]:
-      node = node.setdefault(k, {})
-    node[path[-1]] = v
-  return tree
 
 
 def _convert_key(key: str, value: np.ndarray, num_heads: int) -> dict[tuple[str, ...], np.ndarray]:
@@ -100,11 +76,6 @@ def _stack_sizes(section: str, state: Mapping[str, np.ndarray]) -> dict[str, int
   return sizes
 
 
-def _limited(items: list[str], limit: int = 12) -> str:
-  shown = ", ".join(items[:limit])
-  return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
-
-
 def _expected(section: str, state: Mapping[str, np.ndarray], num_heads: int):
   """Abstract params of the module the checkpoint's shapes describe (layer count and FFN width
   are read from the keys; everything else is checked against them)."""
@@ -138,7 +109,7 @@ def _expected(section: str, state: Mapping[str, np.ndarray], num_heads: int):
 def state_dict_to_params(state_dict: Mapping[str, Any], num_heads: int = 4
                          ) -> tuple[dict[str, Any], dict[str, Any] | None]:
   """MLD `state_dict` (torch tensors or arrays) -> `(vae_params, denoiser_params or None)`."""
-  state = {k: _to_numpy(v) for k, v in state_dict.items()
+  state = {k: tensor_to_float32(v) for k, v in state_dict.items()
            if not k.startswith(IGNORED_PREFIXES)}
   unexpected = sorted(k for k in state if not k.startswith(("vae.", "denoiser.")))
   results = []
@@ -147,7 +118,7 @@ def state_dict_to_params(state_dict: Mapping[str, Any], num_heads: int = 4
     if section == "denoiser" and not keys:
       results.append(None)
       continue
-    expected = _flat(_expected(section, state, num_heads))
+    expected = flatten_tree(_expected(section, state, num_heads))
     got: dict[tuple[str, ...], np.ndarray] = {}
     source: dict[tuple[str, ...], str] = {}
     for k, v in keys.items():
@@ -161,15 +132,15 @@ def state_dict_to_params(state_dict: Mapping[str, Any], num_heads: int = 4
     if missing or mismatched:
       lines = []
       if missing:
-        lines.append(f"missing {section} parameters: {_limited(missing)}")
+        lines.append(f"missing {section} parameters: {short_list(missing)}")
       if mismatched:
-        lines.append("shape mismatches: " + _limited(mismatched))
+        lines.append("shape mismatches: " + short_list(mismatched))
       if unexpected:
-        lines.append(f"unexpected keys: {_limited(unexpected)}")
+        lines.append(f"unexpected keys: {short_list(unexpected)}")
       raise WeightsError("MLD checkpoint does not fit the model: " + " | ".join(lines))
-    results.append(_unflat({p: got[p] for p in expected}))
+    results.append(unflatten_tree({p: got[p] for p in expected}))
   if unexpected:
-    raise WeightsError(f"MLD checkpoint has unexpected keys: {_limited(unexpected)}")
+    raise WeightsError(f"MLD checkpoint has unexpected keys: {short_list(unexpected)}")
   return results[0], results[1]
 
 
@@ -180,25 +151,10 @@ def load_state_dict(path: str | pathlib.Path, allow_pickle: bool = True) -> dict
   hyper-parameter objects need `weights_only=False`, used only when `allow_pickle` (only load
   checkpoints you trust).
   """
-  import pickle
-
-  import torch
   path = pathlib.Path(path)
   if not path.is_file():
     raise MissingFileError(f"MLD checkpoint not found: {path}")
-  try:
-    try:
-      ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-      if not allow_pickle:
-        raise WeightsError(f"{path}: cannot be read with weights_only=True ({str(e)[:200]}); "
-                           "pass allow_pickle=True if you trust the file") from None
-      ckpt = torch.load(path, map_location="cpu", weights_only=False)
-  except WeightsError:
-    raise
-  except Exception as e:  # torch raises RuntimeError, UnpicklingError... for non-torch files
-    raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
-                       f"{str(e)[:200]})") from None
+  ckpt = load_torch_file(path, allow_pickle)
   if isinstance(ckpt, Mapping) and "state_dict" in ckpt:
     ckpt = ckpt["state_dict"]
   if not isinstance(ckpt, Mapping):

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from lead_jax.convert.torch_files import load_torch_file, tensor_to_float32, unflatten_tree
 from lead_jax.errors import InputError, MissingFileError, WeightsError
 
 CHECKPOINT_KEYS = ("text_encoder", "movement_encoder", "motion_encoder")
@@ -124,22 +125,6 @@ def _to_flax(key: str, value: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
       (value.T if leaf == "weight" else value)
 
 
-def _numpy(value: Any) -> np.ndarray:
-  if hasattr(value, "detach"):
-    value = value.detach().cpu().float().numpy()
-  return np.asarray(value, dtype=np.float32)
-
-
-def _nest(flat: Mapping[tuple[str, ...], np.ndarray]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for path, value in flat.items():
-    node = tree
-    for k in path[:-1]:
-      node = node.setdefault(k, {})
-    node[path[-1]] = value
-  return tree
-
-
 def state_dicts_to_params(checkpoint: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
   """`{'text_encoder': sd, 'movement_encoder': sd, 'motion_encoder': sd}` -> evaluator params."""
   missing_sections = [k for k in CHECKPOINT_KEYS if k not in checkpoint]
@@ -161,7 +146,7 @@ def state_dicts_to_params(checkpoint: Mapping[str, Mapping[str, Any]]) -> dict[s
     problems += [f"{section}.{k}: expected shape {want[k]}, found {tuple(np.shape(v))}"
                  for k, v in sd.items() if k in want and tuple(np.shape(v)) != want[k]]
     if not problems:
-      params[flax_name] = _nest(dict(_to_flax(k, _numpy(v)) for k, v in sd.items()))
+      params[flax_name] = unflatten_tree(dict(_to_flax(k, tensor_to_float32(v)) for k, v in sd.items()))
   if problems:
     more = f" (+{len(problems) - 12} more)" if len(problems) > 12 else ""
     raise WeightsError("T2M evaluator checkpoint does not match the architecture: "
@@ -171,15 +156,10 @@ def state_dicts_to_params(checkpoint: Mapping[str, Mapping[str, Any]]) -> dict[s
 
 def load_t2m_checkpoint(path: str | pathlib.Path) -> dict[str, Any]:
   """`finest.tar` -> evaluator params `{'movement', 'motion', 'text'}` (float32 NumPy leaves)."""
-  import torch  # pylint: disable=import-outside-toplevel
   path = pathlib.Path(path)
   if not path.is_file():
     raise MissingFileError(f"T2M evaluator checkpoint not found: {path}. {EVALUATOR_HINT}")
-  try:
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-  except Exception as e:  # noqa: BLE001  torch raises several types for non-checkpoints
-    raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
-                       f"{str(e)[:200]})") from None
+  ckpt = load_torch_file(path)
   if not isinstance(ckpt, Mapping):
     raise WeightsError(f"{path}: expected a dict with keys {list(CHECKPOINT_KEYS)}, found "
                        f"{type(ckpt).__name__}")

@@ -147,20 +147,13 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None):
   """Trains (or resumes) the evaluator of `config` in `workdir`; returns the final TrainState."""
   from lead_jax.train import common  # pylint: disable=import-outside-toplevel
   _check_config(config)
-  common.maybe_initialize_distributed(config)
-  mesh = common.make_mesh(config)
+  mesh = common.start_stage(config)
   model = build(config.evaluator)
-  text_encoder = text_encoder or common.load_text_encoder(config)
-  train_stream, eval_stream = common.make_streams(config, text_encoder,
-                                                  with_eval=bool(config.train.eval_every))
+  train_stream, eval_stream = common.stage_streams(config, text_encoder)
   program = common.make_train_program(config, mesh, lambda key: init_params(model, key),
                                       make_loss_fn(model, float(config.evaluator.margin)))
   eval_fn = make_eval_fn(model, config, eval_stream) if eval_stream is not None else None
-  try:
-    return common.run_training(config, workdir, program.init, program.step, train_stream,
-                               None, eval_fn, mesh=mesh)
-  finally:
-    train_stream.close()
+  return common.run_stage(config, workdir, program, train_stream, None, eval_fn, mesh)
 
 
 @dataclasses.dataclass

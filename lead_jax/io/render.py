@@ -22,7 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from lead_jax.errors import InputError, MissingFileError
+from lead_jax.errors import InputError
+from lead_jax.io.arrays import load_npy
 
 _CHAIN_COLORS = ("#d62728", "#1f77b4", "#222222", "#ff7f0e", "#17becf")  # t2m: R leg, L leg, spine, R arm, L arm
 
@@ -35,14 +36,7 @@ def _skeleton(joints_num: int):
 def load_motion(path: str | pathlib.Path, mean: np.ndarray | None = None,
                 std: np.ndarray | None = None) -> np.ndarray:
   """A `.npy` of joints [T, J, 3] or features [T, D] -> joints [T, J, 3] float32."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise MissingFileError(f"motion file not found: {path}")
-  try:
-    data = np.load(path)
-  except ValueError as e:
-    raise InputError(f"{path}: not a NumPy .npy array ({e})") from e
-  return as_joints(data, mean, std, source=str(path))
+  return as_joints(load_npy(path), mean, std, source=str(path))
 
 
 def as_joints(data: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None,

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lead_jax.buckets import next_pow2
 from lead_jax.errors import ConfigError, InputError
 
 
@@ -48,10 +49,7 @@ class TokenBatch:
 
 def _bucket(length: int, max_length: int, smallest: int = 16) -> int:
   """Smallest power of two >= `length` (at least `smallest`), capped at `max_length`."""
-  size = smallest
-  while size < length:
-    size *= 2
-  return min(size, max_length)
+  return min(next_pow2(length, smallest), max_length)
 
 
 class TextEncoder:
@@ -161,6 +159,16 @@ class TextEncoder:
     embeddings = self.embed_tokens(params, batch.ids, extra_embeddings)
     return self.encode_embeddings(params, embeddings, batch)[0]
 
+  def trim(self, batch: TokenBatch) -> TokenBatch:
+    """`batch` `[B, L]` cut to `[B, L']`, L' its longest row rounded up to a power of two >= 16
+    (at most `max_length`), when `trim_padding`; else `batch` itself. The result is the same:
+    padding columns are masked out, and bucketed lengths compile a few shapes only."""
+    if not self.trim_padding:
+      return batch
+    length = _bucket(int(np.asarray(batch.attention_mask).sum(axis=1).max()), self.max_length)
+    return TokenBatch(ids=batch.ids[:, :length], attention_mask=batch.attention_mask[:, :length],
+                      eos_index=batch.eos_index)
+
   def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Pooled features `[B, E]` float32 of `texts` (jitted; run in batches of `batch_size`)."""
     texts = _check_texts(texts, self._name)
@@ -168,10 +176,7 @@ class TextEncoder:
       return np.zeros((0, self._embed_dim), np.float32)
     batch = self.tokenize(texts)
     self._check_ids(batch.ids)
-    if self.trim_padding:
-      length = _bucket(int(batch.attention_mask.sum(axis=1).max()), self.max_length)
-      batch = TokenBatch(ids=batch.ids[:, :length], attention_mask=batch.attention_mask[:, :length],
-                         eos_index=batch.eos_index)
+    batch = self.trim(batch)
     chunk = _bucket(min(len(texts), batch_size), batch_size, smallest=1)
     outputs = []
     for start in range(0, len(texts), chunk):

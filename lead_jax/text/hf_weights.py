@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from lead_jax.convert.torch_files import flatten_tree, load_torch_file, short_list, unflatten_tree
 from lead_jax.errors import MissingFileError, WeightsError
 
 SAFETENSORS = "model.safetensors"
@@ -84,16 +85,8 @@ def _read_safetensors(file: pathlib.Path, keep: Callable[[str], bool]) -> dict[s
 
 
 def _read_torch_bin(file: pathlib.Path, keep: Callable[[str], bool]) -> dict[str, np.ndarray]:
-  try:
-    import torch  # pylint: disable=import-outside-toplevel
-  except ImportError as e:
-    raise WeightsError(
-        f"{file} is a PyTorch file and torch is not installed; install lead-jax[torch] or convert "
-        "the weights to model.safetensors") from e
-  try:
-    state = torch.load(str(file), map_location="cpu", weights_only=True)
-  except Exception as e:  # pylint: disable=broad-except
-    raise WeightsError(f"cannot read PyTorch weight file {file}: {e}") from e
+  state = load_torch_file(file)
+  import torch  # pylint: disable=import-outside-toplevel  (installed: load_torch_file read it)
   if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
     state = state["state_dict"]
   out = {}
@@ -144,31 +137,6 @@ def strip_prefix(state: StateDict, prefixes: tuple[str, ...]) -> StateDict:
   return state
 
 
-def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
-  flat = {}
-  for name, value in tree.items():
-    if isinstance(value, Mapping):
-      flat.update(_flatten(value, prefix + (name,)))
-    else:
-      flat[prefix + (name,)] = value
-  return flat
-
-
-def _unflatten(flat: Mapping[tuple[str, ...], Any]) -> dict[str, Any]:
-  tree: dict[str, Any] = {}
-  for path, value in flat.items():
-    node = tree
-    for name in path[:-1]:
-      node = node.setdefault(name, {})
-    node[path[-1]] = value
-  return tree
-
-
-def _listing(items: list[str], limit: int = 12) -> str:
-  shown = "; ".join(items[:limit])
-  return shown + (f"; ... ({len(items) - limit} more)" if len(items) > limit else "")
-
-
 def assign_params(abstract_params: Mapping[str, Any], state: StateDict,
                   hf_key: Callable[[tuple[str, ...]], HFKey],
                   ignored: Callable[[str], bool] = lambda key: False,
@@ -191,7 +159,7 @@ def assign_params(abstract_params: Mapping[str, Any], state: StateDict,
   params = {}
   used = set()
   missing, mismatched = [], []
-  for path, leaf in _flatten(abstract_params).items():
+  for path, leaf in flatten_tree(abstract_params).items():
     key, transpose = hf_key(path)
     expected = tuple(leaf.shape[::-1]) if transpose else tuple(leaf.shape)
     if key not in state.tensors:
@@ -206,17 +174,17 @@ def assign_params(abstract_params: Mapping[str, Any], state: StateDict,
   unexpected = sorted(k for k in state.tensors if k not in used and not ignored(k))
   problems = []
   if missing:
-    problems.append(f"{len(missing)} missing tensor(s): {_listing(missing)}")
+    problems.append(f"{len(missing)} missing tensor(s): {short_list(missing, sep='; ')}")
   if mismatched:
-    problems.append(f"{len(mismatched)} shape mismatch(es): {_listing(mismatched)}")
+    problems.append(f"{len(mismatched)} shape mismatch(es): {short_list(mismatched, sep='; ')}")
   if unexpected:
     shapes = [f"{k} {list(state.tensors[k].shape)}" for k in unexpected]
-    problems.append(f"{len(unexpected)} unexpected tensor(s): {_listing(shapes)}")
+    problems.append(f"{len(unexpected)} unexpected tensor(s): {short_list(shapes, sep='; ')}")
   if problems:
     raise WeightsError(
         f"weights in {state.source} do not fit the {model_name} built from its config: "
         + " | ".join(problems))
-  return _unflatten(params)
+  return unflatten_tree(params)
 
 
 def read_config(directory: str | pathlib.Path) -> Any:
@@ -238,4 +206,4 @@ def read_config(directory: str | pathlib.Path) -> Any:
 
 def count_params(params: Mapping[str, Any]) -> int:
   """Number of scalars in a parameter tree (works on abstract trees too)."""
-  return int(sum(int(np.prod(leaf.shape)) for leaf in _flatten(params).values()))
+  return int(sum(int(np.prod(leaf.shape)) for leaf in flatten_tree(params).values()))

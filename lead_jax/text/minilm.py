@@ -59,6 +59,18 @@ class BertConfig:
                hidden_act=hf_config.hidden_act, normalize=normalize)
 
 
+class _DenseParams(nn.Module):
+  """The `kernel [in, out]` / `bias [out]` of an `nn.Dense` (same names and init), unapplied."""
+  in_features: int
+  features: int
+
+  @nn.compact
+  def __call__(self) -> tuple[jax.Array, jax.Array]:
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (self.in_features, self.features),
+                        jnp.float32)
+    return kernel, self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+
+
 class BertLayer(nn.Module):
   """Post-LN BERT block; submodule names mirror HF's `encoder.layer.{i}`."""
   config: BertConfig
@@ -66,8 +78,11 @@ class BertLayer(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, attend: jax.Array) -> jax.Array:
     c = self.config
-    q, k, v = (nn.Dense(c.hidden_size, name=f"attention_self_{n}")(x)
-               for n in ("query", "key", "value"))
+    # q, k, v in one [D, 3D] matmul (XLA:CPU runs one wide matmul faster than three narrow ones).
+    kernels, biases = zip(*(_DenseParams(x.shape[-1], c.hidden_size, name=f"attention_self_{n}")()
+                            for n in ("query", "key", "value")))
+    qkv = jnp.dot(x, jnp.concatenate(kernels, axis=1)) + jnp.concatenate(biases)
+    q, k, v = jnp.split(qkv, 3, axis=-1)
     attended = multi_head_attention(q, k, v, c.num_heads, attend)
     attended = nn.Dense(c.hidden_size, name="attention_output_dense")(attended)
     x = nn.LayerNorm(epsilon=c.layer_norm_eps, name="attention_output_LayerNorm")(x + attended)

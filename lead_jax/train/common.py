@@ -277,6 +277,30 @@ def make_streams(config, text_encoder: Any, with_eval: bool = True) -> tuple[Any
   return train, evaluation
 
 
+def start_stage(config) -> Mesh:
+  """Joins the distributed run (when `config` asks for one); returns the device mesh."""
+  maybe_initialize_distributed(config)
+  return make_mesh(config)
+
+
+def stage_streams(config, text_encoder: Any = None) -> tuple[Any, Any]:
+  """`make_streams` of a training stage: `text_encoder` defaults to `load_text_encoder(config)`;
+  the evaluation stream is None unless `train.eval_every`."""
+  return make_streams(config, text_encoder or load_text_encoder(config),
+                      with_eval=bool(config.train.eval_every))
+
+
+def run_stage(config, workdir: str, program: TrainProgram, train_stream: Any, frozen: Any,
+              eval_fn: Callable[[TrainState], Mapping[str, float]] | None, mesh: Mesh
+              ) -> TrainState:
+  """`run_training` of a stage's `program` on `train_stream`, closed however training ends."""
+  try:
+    return run_training(config, workdir, program.init, program.step, train_stream, frozen,
+                        eval_fn, mesh=mesh)
+  finally:
+    train_stream.close()
+
+
 def dataset_stats(config) -> tuple[np.ndarray, np.ndarray]:
   """(Mean, Std) `[D]` of the dataset `config.data` points at."""
   from lead_jax.data import datasets, layout  # pylint: disable=import-outside-toplevel

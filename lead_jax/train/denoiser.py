@@ -106,13 +106,10 @@ def make_eval_fn(model, vae, scheduler, config, eval_stream, frozen):
 def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> TrainState:
   """Trains (or resumes) the denoiser of `config` in `workdir` on top of the VAE checkpoint in
   `config.dependencies.vae_workdir`; `text_encoder` defaults to the one the config names."""
-  common.maybe_initialize_distributed(config)
-  mesh = common.make_mesh(config)
+  mesh = common.start_stage(config)
   vae, model = build_vae(config.vae), build_denoiser(config.denoiser)
   vae_params = common.load_dependency(config, "vae", vae)
-  text_encoder = text_encoder or common.load_text_encoder(config)
-  train_stream, eval_stream = common.make_streams(config, text_encoder,
-                                                  with_eval=bool(config.train.eval_every))
+  train_stream, eval_stream = common.stage_streams(config, text_encoder)
   frozen = {"vae": vae_params,
             "null_text_emb": jnp.asarray(train_stream.null_text_emb, jnp.float32)}
   scheduler = make_scheduler(config)
@@ -122,8 +119,4 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
   eval_fn = None
   if eval_stream is not None:
     eval_fn = make_eval_fn(model, vae, scheduler, config, eval_stream, frozen)
-  try:
-    return common.run_training(config, workdir, program.init, program.step, train_stream,
-                               frozen, eval_fn, mesh=mesh)
-  finally:
-    train_stream.close()
+  return common.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)

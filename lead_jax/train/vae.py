@@ -122,11 +122,9 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
 
   Captions are not used by this stage: unless a `text_encoder` is given, none is loaded.
   """
-  common.maybe_initialize_distributed(config)
-  mesh = common.make_mesh(config)
+  mesh = common.start_stage(config)
   model = build_vae(config.vae)
-  train_stream, eval_stream = common.make_streams(
-      config, text_encoder or common.CaptionsUnused(), with_eval=bool(config.train.eval_every))
+  train_stream, eval_stream = common.stage_streams(config, text_encoder or common.CaptionsUnused())
   mean, std = common.dataset_stats(config)
   frozen = {"mean": jnp.asarray(mean, jnp.float32), "std": jnp.asarray(std, jnp.float32)}
   program = common.make_train_program(
@@ -135,8 +133,4 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
   if eval_stream is not None:
     eval_fn = make_eval_fn(model, config, eval_stream, frozen,
                            config.dependencies.get("params_item", "params"))
-  try:
-    return common.run_training(config, workdir, program.init, program.step, train_stream,
-                               frozen, eval_fn, mesh=mesh)
-  finally:
-    train_stream.close()
+  return common.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)

@@ -67,11 +67,12 @@ def test_attention_matches_torch_multihead_attention_with_padding_mask():
   with torch.no_grad():
     xt = torch.from_numpy(x).permute(1, 0, 2)
     ref = mha(xt, xt, xt, key_padding_mask=torch.from_numpy(~valid))[0].permute(1, 0, 2).numpy()
-  from lead_jax.convert.mld_ckpt import _convert_key, _unflat
+  from lead_jax.convert.mld_ckpt import _convert_key
+  from lead_jax.convert.torch_files import unflatten_tree
   flat = {}
   for k, v in mha.state_dict().items():
     flat.update(_convert_key("self_attn." + k, v.numpy(), heads))
-  params = _unflat(flat)["self_attn"]
+  params = unflatten_tree(flat)["self_attn"]
   got = layers.MultiHeadAttention(heads).apply({"params": params}, jnp.asarray(x), jnp.asarray(x),
                                                 jnp.asarray(valid))
   np.testing.assert_allclose(np.asarray(got), ref, atol=1e-5)

@@ -1,0 +1,173 @@
+"""MTI protocol (paper Sec. 5.5, Table 3): per-motion tokens, no leakage, Table-3 layout, seeds.
+
+Tiny random stages (tests/gen_stages.py, tiny BERT), a random trainable evaluator on the training
+tests' 4-clip dataset (hash caption encoder), 3 motions, 2 inversion steps, 4 DDIM steps.
+"""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from gen_stages import write_tiny_bert, write_tiny_stages
+from lead_jax import cli, inversion
+from lead_jax.evaluation import metrics, protocol
+from lead_jax.evaluation import trainable_evaluator as te
+from lead_jax.pipeline import Pipeline
+
+pytest.importorskip("torch")
+SIZE, REPS, SEED = 3, 3, 3
+
+
+@pytest.fixture(scope="module")
+def mti_setup(tiny_dataset, text_encoder, tmp_path_factory):
+  from configs import evaluator_demo
+  root = tmp_path_factory.mktemp("mti")
+  stages = write_tiny_stages(root / "runs", text_encoder_path=write_tiny_bert(root / "bert"),
+                             text_dim=32)
+  pipe = Pipeline.from_workdir(stages["projector"], data_dir=str(tiny_dataset))
+  config = evaluator_demo.get_config()
+  config.data.update(dir=str(tiny_dataset), builder="motion_folder", min_len=16, max_len=32,
+                     batch_size=4, prefetch=0)
+  config.evaluator.update(movement_hidden=16, movement_out=16, motion_hidden=16,
+                          text_hidden=16, output_dim=8)
+  model = te.build(config.evaluator)
+  mean = np.load(tiny_dataset / "Mean.npy")
+  std = np.load(tiny_dataset / "Std.npy")
+  embedder = protocol.TrainedEmbedder(
+      te.TrainedEvaluator(model, te.init_params(model, jax.random.key(0)), "tiny"), mean, std)
+  return pipe, embedder, protocol.stream_batches(config, text_encoder), mean, std
+
+
+def _mti_settings():
+  inv = inversion.InversionSettings(space="lead", steps=2, learning_rate=0.1, segment_frames=16,
+                                    t_max=300)
+  return protocol.MTISettings(inversion=inv, size=SIZE, spaces=("lead",), template="a person <*>",
+                              init_word="walk", steps=4)
+
+
+@pytest.fixture(scope="module")
+def runs(mti_setup, tmp_path_factory):
+  """Two runs with the same seeds; the second records every inversion and generation call."""
+  pipe, embedder, batches, mean, std = mti_setup
+  settings = protocol.ProtocolSettings(replications=REPS, seed=SEED)
+  cache = tmp_path_factory.mktemp("jax_cache")
+  cache_dir_before = jax.config.jax_compilation_cache_dir
+  first = protocol.evaluate_mti(embedder, pipe, batches, settings, _mti_settings(), mean, std,
+                                compile_cache=cache)
+  assert jax.config.jax_compilation_cache_dir == cache_dir_before  # restored
+  assert any(cache.iterdir())
+  concepts, calls = [], []
+  real_invert, real_generate = inversion.invert, pipe.generate
+
+  def spy_invert(*args, **kwargs):
+    run = real_invert(*args, **kwargs)
+    concepts.append(run.concept)
+    return run
+
+  def spy_generate(texts, lengths, key, **kwargs):
+    enc = pipe.text_encoder
+    res = real_generate(texts, lengths, key, **kwargs)
+    calls.append({"texts": list(texts), "lengths": list(lengths), "key": key, "kwargs": kwargs,
+                  "extra": np.array(enc.extra_embeddings), "vocab": set(enc.tokenizer.get_vocab()),
+                  "features": res["features"]})
+    return res
+
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(inversion, "invert", spy_invert)
+    mp.setattr(pipe, "generate", spy_generate)
+    second = protocol.evaluate_mti(embedder, pipe, batches, settings, _mti_settings(), mean, std,
+                                   compile_cache=cache)
+  return first, second, concepts, calls
+
+
+def test_table3_rows_columns_and_fixed_seeds(runs, tmp_path):
+  first, second, _, _ = runs
+  md_a, js_a = protocol.write_report(first, tmp_path / "a", protocol.TABLE3_COLUMNS, "MTI")
+  md_b, js_b = protocol.write_report(second, tmp_path / "b", protocol.TABLE3_COLUMNS, "MTI")
+  assert md_a.read_text() == md_b.read_text()
+  assert js_a.read_text() == js_b.read_text()
+  lines = md_a.read_text().splitlines()
+  assert lines[2] == "| Method | R@3 ↑ | FID ↓ | MM-Dist ↓ | Diversity → |"
+  assert [l.split(" | ")[0] for l in lines[4:7]] == ["| Real", "| MTI_lead", "| MTI_lead w/ project"]
+  assert lines[4].split(" | ")[2] == "-"                      # Real has no FID (as in Table 3)
+  data = json.loads(js_a.read_text())
+  assert list(data["rows"]) == ["Real", "MTI_lead", "MTI_lead w/ project"]
+  for name in ("MTI_lead", "MTI_lead w/ project"):
+    assert all(len(data["rows"][name][c]) == REPS for c in protocol.TABLE3_COLUMNS)
+    assert all(np.isfinite(data["rows"][name][c]).all() for c in protocol.TABLE3_COLUMNS)
+  assert "FID" not in data["rows"]["Real"]
+  assert data["settings"]["mti"]["size"] == SIZE and data["settings"]["mti"]["inversion"]["steps"] == 2
+  assert [m["token"] for m in data["motions"]] == ["<mti-0>", "<mti-1>", "<mti-2>"]
+  # The projector changes the motions, so the two rows differ.
+  assert data["rows"]["MTI_lead"]["MM-Dist"] != data["rows"]["MTI_lead w/ project"]["MM-Dist"]
+
+
+def test_real_row_uses_ground_truth_captions_and_motions(runs, mti_setup):
+  """Recompute the Real row from the seeded subset: caption embeddings vs ground-truth motions."""
+  first = runs[0]
+  _, embedder, batches, mean, std = mti_setup
+  split = protocol.select_subset(batches(SEED), mean, std, SIZE, SEED)
+  assert [m["caption"] for m in first["motions"]] == split.captions
+  text = embedder.embed_text(split.batches[0])
+  gt = embedder.embed_motion(split.gt_features, split.lengths)
+  for rep in range(REPS):
+    perm = np.random.default_rng(SEED + rep).permutation(SIZE)
+    assert first["rows"]["Real"]["MM-Dist"][rep] == pytest.approx(
+        metrics.mm_dist(text[perm], gt[perm], SIZE), rel=1e-5)
+    assert first["rows"]["Real"]["R@3"][rep] == pytest.approx(
+        metrics.r_precision(text[perm], gt[perm], 3, SIZE)[2])
+
+
+def test_tokens_do_not_leak_between_motions(runs, mti_setup):
+  _, _, concepts, calls = runs
+  pipe = mti_setup[0]
+  assert [c.token for c in concepts] == ["<mti-0>", "<mti-1>", "<mti-2>"]
+  emb = np.stack([c.embedding for c in concepts])
+  for a in range(SIZE):
+    for b in range(a + 1, SIZE):
+      assert not np.allclose(emb[a], emb[b]), "tokens learnt from different motions coincide"
+  assert len(calls) == 2 * SIZE                               # without / with the projector
+  for i, call in enumerate(calls):
+    k = i // 2
+    assert call["texts"] == [f"a person <mti-{k}>"]
+    assert call["kwargs"]["use_projector"] == bool(i % 2)
+    assert call["kwargs"]["num_samples"] == REPS
+    # Only motion k's token exists, with motion k's learnt embedding; no other motion's embedding.
+    np.testing.assert_array_equal(call["extra"], emb[k][None])
+    for j in range(SIZE):
+      assert (f"<mti-{j}>" in call["vocab"]) == (j == k)
+  assert pipe.text_encoder.num_extra_tokens == 0
+  assert "<mti-0>" not in pipe.text_encoder.tokenizer.get_vocab()
+  # A pipeline that only ever learnt motion 2's concept generates the very same motions.
+  call = calls[-1]
+  with protocol.isolated_tokens(pipe.text_encoder):
+    pipe.add_concept(concepts[2])
+    pipe.concepts.pop()
+    alone = pipe.generate(call["texts"], call["lengths"], call["key"], **call["kwargs"])
+  np.testing.assert_array_equal(alone["features"], call["features"])
+
+
+def test_select_subset_is_seeded_and_uniform(mti_setup):
+  _, _, batches, mean, std = mti_setup
+  whole = protocol.collect_split(batches(0), mean, std)
+  everything = protocol.select_subset(batches(0), mean, std, 10, 0)
+  assert everything.captions == whole.captions
+  np.testing.assert_array_equal(everything.lengths, whole.lengths)
+  for row, length in enumerate(whole.lengths):
+    np.testing.assert_array_equal(everything.gt_features[row, :length],
+                                  whole.gt_features[row, :length])
+    assert not everything.gt_features[row, length:].any()
+  picks = [tuple(protocol.select_subset(batches(0), mean, std, 2, s).captions) for s in range(12)]
+  assert picks[0] == tuple(protocol.select_subset(batches(0), mean, std, 2, 0).captions)
+  assert len(set(picks)) > 1 and all(len(p) == 2 for p in picks)
+
+
+def test_mti_flags_are_checked(tmp_path, capsys):
+  rc = cli.main(["evaluate", "--workdir", str(tmp_path / "none"), "--evaluator", str(tmp_path),
+                 "--out", str(tmp_path / "out"), "--mti", "--mti-template", "a person walks"])
+  assert rc == 2 and "<*>" in capsys.readouterr().err
+  rc = cli.main(["evaluate", "--workdir", str(tmp_path / "none"), "--evaluator", str(tmp_path),
+                 "--out", str(tmp_path / "out"), "--mti", "--mti-size", "1"])
+  assert rc == 2 and "--mti-size" in capsys.readouterr().err
