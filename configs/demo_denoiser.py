@@ -11,6 +11,6 @@ from configs.demo_vae import demo_models, demo_training
 
 def get_config():
   config = common.base_config("humanml3d", "minilm", ("vae", "denoiser"))
-  train_common.denoiser_training(config, num_steps=6000, batch_size=8, builder="deepmimic",
+  train_common.denoiser_training(config, num_steps=15000, batch_size=8, builder="deepmimic",
                                  max_len=64)
-  return demo_training(demo_models(config), 6000, learning_rate=1e-3)
+  return demo_training(demo_models(config), 15000, learning_rate=1e-3)

@@ -11,6 +11,6 @@ from configs.demo_vae import demo_models, demo_training
 
 def get_config():
   config = common.base_config("humanml3d", "minilm", ("vae", "denoiser", "projector"))
-  train_common.projector_training(config, num_steps=2000, batch_size=8, builder="deepmimic",
+  train_common.projector_training(config, num_steps=5000, batch_size=8, builder="deepmimic",
                                   max_len=64)
-  return demo_training(demo_models(config), 2000, learning_rate=1e-3)
+  return demo_training(demo_models(config), 5000, learning_rate=1e-3)

@@ -9,15 +9,15 @@ from configs import common, train_common
 
 
 def demo_models(config):
-  """Small widths shared by the three demo stages (latent 64, 3 layers)."""
+  """Small widths shared by the three demo stages (latent 128, 3 layers)."""
   if "vae" in config:
-    config.vae.update(latent_dim=64, ff_size=128, num_layers=3, num_heads=4, dropout=0.1,
+    config.vae.update(latent_dim=128, ff_size=256, num_layers=3, num_heads=4, dropout=0.1,
                       max_len=100)
   if "denoiser" in config:
-    config.denoiser.update(latent_dim=64, ff_size=128, num_layers=3, num_heads=4, dropout=0.1,
+    config.denoiser.update(latent_dim=128, ff_size=256, num_layers=3, num_heads=4, dropout=0.1,
                            max_len=16)
   if "projector" in config:
-    config.projector.update(latent_dim=64, num_tokens=4, width=64, ff_size=128, num_layers=3,
+    config.projector.update(latent_dim=128, num_tokens=4, width=64, ff_size=128, num_layers=3,
                             num_heads=4, dropout=0.1)
   return config
 
@@ -33,5 +33,5 @@ def demo_training(config, num_steps: int, learning_rate: float = 1e-4):
 
 def get_config():
   config = common.base_config("humanml3d", "minilm", ("vae",))
-  train_common.vae_training(config, num_steps=1500, batch_size=8, builder="deepmimic", max_len=64)
-  return demo_training(demo_models(config), 1500, learning_rate=1e-3)
+  train_common.vae_training(config, num_steps=4000, batch_size=8, builder="deepmimic", max_len=64)
+  return demo_training(demo_models(config), 4000, learning_rate=1e-3)
