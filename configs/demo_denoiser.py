@@ -2,7 +2,7 @@
 
   lead-jax train --config=configs/demo_denoiser.py --workdir=demo/workdirs/denoiser \
       --config.dependencies.vae_workdir=demo/workdirs/vae
-Expected: about a minute on 2 CPU cores; eps MSE falls from ~1 to ~0.3.
+Expected: about 1.5 minutes on 2 CPU cores (15,000 steps); eps MSE falls from ~1.8 to ~0.36.
 """
 
 from configs import common, train_common

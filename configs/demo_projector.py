@@ -2,7 +2,7 @@
 
   lead-jax train --config=configs/demo_projector.py --workdir=demo/workdirs/projector \
       --config.dependencies.vae_workdir=demo/workdirs/vae
-Expected: under a minute on 2 CPU cores; align (1 - cos) falls well below 1.
+Expected: about a minute on 2 CPU cores (5,000 steps); align (1 - cos) falls from ~0.93 to ~0.2.
 """
 
 from configs import common, train_common
