@@ -40,31 +40,37 @@ def build_embedded_dataset(data_dir: pathlib.Path) -> dict:
 
 
 def motion_round_trip(data_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
-  """features -> joints (recover_from_ric) against the stored joints; BVH export and re-read."""
+  """joints -> features -> joints on every stored clip; BVH export and re-read; a key-frame strip.
+
+  The stored joints are canonical (floor, origin, facing +Z), so `extract_features` followed by
+  `recover_from_ric` must give them back (minus the last frame); the BVH written from them is read
+  back with our reader and forward kinematics.
+  """
   import jax  # pylint: disable=g-import-not-at-top
   from lead_jax.io import bvh, export, render  # pylint: disable=g-import-not-at-top
   from lead_jax.motion import features as motion_features  # pylint: disable=g-import-not-at-top
   from lead_jax.motion.skeleton import get_skeleton  # pylint: disable=g-import-not-at-top
 
   out_dir.mkdir(parents=True, exist_ok=True)
-  ids = sorted(p.stem for p in (data_dir / "new_joint_vecs").glob("*.npy"))
+  ids = sorted(p.stem for p in (data_dir / "new_joints").glob("*.npy"))
   recover = jax.jit(motion_features.recover_from_ric, static_argnums=1)
+  names = get_skeleton("t2m").joint_names
   rows = []
   for clip_id in ids:
-    feats = np.load(data_dir / "new_joint_vecs" / f"{clip_id}.npy")
     joints = np.load(data_dir / "new_joints" / f"{clip_id}.npy")
+    feats = np.asarray(motion_features.extract_features(joints, "t2m"))
     recovered = np.asarray(recover(feats, 22))
     bvh_path = out_dir / f"{clip_id}.bvh"
-    export.joints_to_bvh(recovered, bvh_path)
+    export.joints_to_bvh(joints, bvh_path)
     motion = bvh.read_bvh(bvh_path)
-    order = [motion.skeleton.joint_names.index(n) for n in get_skeleton("t2m").joint_names]
+    order = [motion.skeleton.joint_names.index(n) for n in names]
     reread = bvh.forward_kinematics(motion)[:, order]  # BVH joints are written depth first
     rows.append({
-        "id": clip_id, "frames": int(feats.shape[0]),
-        "ric_max_err_m": float(np.abs(recovered - joints).max()),
-        "bvh_max_err_m": float(np.abs(reread - recovered).max()),
-        "height_m": float(recovered[..., 1].max()),
-        "distance_m": float(np.linalg.norm(recovered[-1, 0, [0, 2]] - recovered[0, 0, [0, 2]])),
+        "id": clip_id, "frames": int(joints.shape[0]),
+        "ric_max_err_m": float(np.abs(recovered - joints[:-1]).max()),
+        "bvh_max_err_m": float(np.abs(reread - joints).max()),
+        "height_m": float(joints[..., 1].max()),
+        "distance_m": float(np.linalg.norm(joints[-1, 0, [0, 2]] - joints[0, 0, [0, 2]])),
         "bvh": bvh_path.name,
     })
   strip_ids = ids[: min(4, len(ids))]
@@ -74,7 +80,7 @@ def motion_round_trip(data_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
   (out_dir / "round_trip.json").write_text(json.dumps(result, indent=2) + "\n")
   worst_ric = max(r["ric_max_err_m"] for r in rows)
   worst_bvh = max(r["bvh_max_err_m"] for r in rows)
-  _log(f"motion: {len(rows)} clips; features->joints max error {worst_ric:.2e} m, "
+  _log(f"motion: {len(rows)} clips; joints->features->joints max error {worst_ric:.2e} m, "
        f"BVH write/read max error {worst_bvh:.2e} m")
   return result
 
@@ -196,7 +202,7 @@ def write_report(out: pathlib.Path, summary: dict) -> pathlib.Path:
               f"skipped: {len(data['skipped'])}, failed: {len(data['failures'])}.", ""]
   motion = summary.get("motion")
   if motion:
-    lines += ["## Motion round trip", "", "| clip | frames | features->joints max err (m) | "
+    lines += ["## Motion round trip", "", "| clip | frames | joints->features->joints max err (m) | "
               "BVH write/read max err (m) | height (m) | distance (m) |", "|---|---|---|---|---|---|"]
     for r in motion["clips"]:
       lines.append(f"| {r['id']} | {r['frames']} | {r['ric_max_err_m']:.1e} | "
@@ -235,7 +241,7 @@ def run_demo(out: str | pathlib.Path, stages: Sequence[str] = ALL_STAGES, steps_
   unknown = [s for s in stages if s not in ALL_STAGES]
   if unknown:
     raise ConfigError(f"unknown demo stage(s) {unknown}; choose from {list(ALL_STAGES)}")
-  out = pathlib.Path(out)
+  out = pathlib.Path(out).resolve()  # stage configs record absolute dependency workdirs
   out.mkdir(parents=True, exist_ok=True)
   data_dir = out / "data"
   summary: dict = {"stages": list(stages)}

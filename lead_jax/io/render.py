@@ -92,22 +92,42 @@ def _to_plot(joints: np.ndarray) -> np.ndarray:
   return np.stack([joints[..., 0], -joints[..., 2], joints[..., 1]], axis=-1)
 
 
-def _setup_axis(ax, points: np.ndarray, title: str):
-  """Fixed limits around the whole clip (plot coordinates [T, J, 3]) and the ground plane."""
-  lo, hi = points.min(axis=(0, 1)), points.max(axis=(0, 1))
+FOLLOW_EXTENT_M = 3.0  # clips travelling further than this are framed around the current root
+
+
+def _follows(points: np.ndarray) -> bool:
+  """True when the clip's horizontal extent is too large for one fixed frame (the figure would
+  shrink to a dot); the view then follows the root."""
+  extent = points[..., :2].max(axis=(0, 1)) - points[..., :2].min(axis=(0, 1))
+  return bool(np.max(extent) > FOLLOW_EXTENT_M)
+
+
+def _set_view(ax, points: np.ndarray, frame: int | None) -> list:
+  """Limits and ground plane: around the whole clip (`frame` None) or around frame `frame`'s
+  root (following view). Returns the ground artist so a following animation can redraw it."""
+  window = points if frame is None else points[frame:frame + 1]
+  lo, hi = window.min(axis=(0, 1)), window.max(axis=(0, 1))
   center = 0.5 * (lo + hi)
   radius = 0.5 * max(float(np.max(hi - lo)), 1.0) + 0.1
+  if frame is not None:
+    center[:2] = points[frame, 0, :2]
+    radius = max(radius, 1.2)
   ax.set_xlim(center[0] - radius, center[0] + radius)
   ax.set_ylim(center[1] - radius, center[1] + radius)
   ax.set_zlim(0.0, 2.0 * radius)
+  gx, gy = np.meshgrid(center[0] + np.array([-radius, radius]),
+                       center[1] + np.array([-radius, radius]))
+  return [ax.plot_surface(gx, gy, np.zeros_like(gx), color="#cccccc", alpha=0.4, shade=False)]
+
+
+def _setup_axis(ax, points: np.ndarray, title: str, frame: int | None = None) -> list:
+  """Camera, title and view of plot points [T, J, 3] (see `_set_view`)."""
   ax.view_init(elev=15, azim=-60)
   ax.set_box_aspect((1, 1, 1), zoom=1.6)
   ax.set_axis_off()
   if title:
     ax.set_title(title, fontsize=9, wrap=True)
-  gx, gy = np.meshgrid(center[0] + np.array([-radius, radius]),
-                       center[1] + np.array([-radius, radius]))
-  ax.plot_surface(gx, gy, np.zeros_like(gx), color="#cccccc", alpha=0.4, shade=False)
+  return _set_view(ax, points, frame)
 
 
 def _draw_pose(ax, points: np.ndarray, frame: int, chains) -> list:
@@ -144,8 +164,12 @@ def render_animation(joints_list: Sequence[np.ndarray], path: str | pathlib.Path
   axes = [fig.add_subplot(1, len(joints_list), i + 1, projection="3d")
           for i in range(len(joints_list))]
   chains = [_skeleton(j.shape[1]).kinematic_chain for j in joints_list]
-  for ax, points, caption in zip(axes, points_list, captions):
-    _setup_axis(ax, points, caption)
+  follow = [_follows(points) for points in points_list]
+  for ax, points, caption, f in zip(axes, points_list, captions, follow):
+    ground = _setup_axis(ax, points, caption, 0 if f else None)
+    if f:  # a following view redraws its ground plane every frame
+      for artist in ground:
+        artist.remove()
   num_frames = max(j.shape[0] for j in joints_list)
   drawn: list = []
 
@@ -153,8 +177,11 @@ def render_animation(joints_list: Sequence[np.ndarray], path: str | pathlib.Path
     for artist in drawn:
       artist.remove()
     drawn.clear()
-    for ax, points, chain in zip(axes, points_list, chains):
-      drawn.extend(_draw_pose(ax, points, min(t, points.shape[0] - 1), chain))
+    for ax, points, chain, f in zip(axes, points_list, chains, follow):
+      frame = min(t, points.shape[0] - 1)
+      if f:
+        drawn.extend(_set_view(ax, points, frame))
+      drawn.extend(_draw_pose(ax, points, frame, chain))
     return drawn
 
   anim = animation.FuncAnimation(fig, update, frames=num_frames, interval=1000.0 / fps, blit=False)
@@ -180,7 +207,8 @@ def render_strip(joints_list: Sequence[np.ndarray], path: str | pathlib.Path,
     for col, t in enumerate(frames):
       ax = fig.add_subplot(len(joints_list), num_frames, row * num_frames + col + 1,
                            projection="3d")
-      _setup_axis(ax, points, f"{caption}\nframe {t}" if col == 0 and caption else f"frame {t}")
+      _setup_axis(ax, points, f"{caption}\nframe {t}" if col == 0 and caption else f"frame {t}",
+                  int(t) if _follows(points) else None)
       _draw_pose(ax, points, int(t), chain)
   fig.savefig(str(path))
   plt.close(fig)
