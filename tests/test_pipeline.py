@@ -81,7 +81,8 @@ def test_same_seed_same_motion_and_no_recompile_for_other_lengths(pipe):
   assert np.abs(c["features"][0, :9] - a["features"][0, :9]).max() > 0  # decoded to 9 frames
   # A motion depends on its key, prompt position and sample only, not on the rest of the batch.
   e = pipe.generate(["a man walks"], [16], jax.random.key(3), steps=STEPS, num_samples=3)
-  np.testing.assert_allclose(e["features"][0], a["features"][0, :16], atol=1e-5)
+  # A different batch size changes XLA's float32 reduction order: equal to ~1e-5.
+  np.testing.assert_allclose(e["features"][0], a["features"][0, :16], atol=1e-4)
 
 
 def test_guidance_projector_scheduler_change_the_motion(pipe):
