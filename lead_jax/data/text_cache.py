@@ -2,9 +2,9 @@
 
 The text encoder is frozen during every training stage, so a caption's pooled embedding never
 changes: the cache computes it once with the chosen encoder (any object with `encode(list[str]) ->
-[B, E]`, `embed_dim` and `name`) and reuses it every epoch and every run. On disk it is one
-`np.savez` file per encoder, `<cache_dir>/<encoder name>.npz`, holding `keys [N]` (SHA-1 of the
-caption text) and `embeddings [N, E] float32`. The empty caption `""` (classifier-free guidance's
+[B, E]`, `embed_dim`, `name` and optionally `fingerprint`) and reuses it every epoch and every run.
+On disk it is one `np.savez` file per encoder, `<cache_dir>/<name>[-<fingerprint>].npz`, holding
+`keys [N]` (SHA-1 of the caption text) and `embeddings [N, E] float32`. The empty caption `""` (classifier-free guidance's
 unconditional input) is always included.
 """
 
@@ -52,7 +52,10 @@ class TextEmbeddingCache:
     self.embed_dim = int(encoder.embed_dim)
     self.path = None
     if cache_dir is not None:
-      safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(encoder.name)) or "encoder"
+      # Name plus weight fingerprint (when the encoder has one): two checkpoints of one
+      # architecture never share a cache file.
+      label = "-".join(filter(None, (str(encoder.name), getattr(encoder, "fingerprint", ""))))
+      safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label) or "encoder"
       self.path = pathlib.Path(cache_dir) / f"{safe}.npz"
     self._table: dict[str, np.ndarray] = {}
     self.num_encoded = 0  # captions this instance had to encode (cache misses)

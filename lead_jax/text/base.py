@@ -15,10 +15,12 @@ input embeddings are the rows of `extra_embeddings [K, D]` appended to the token
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
+from flax import traverse_util
 import flax.struct
 import jax
 import jax.numpy as jnp
@@ -85,6 +87,19 @@ class TextEncoder:
   @property
   def name(self) -> str:
     return self._name
+
+  @property
+  def fingerprint(self) -> str:
+    """12 hex digits identifying the weights (shapes, sums and leading bytes of every tensor):
+    caches keyed by it never mix two checkpoints of one architecture (e.g. two CLIP folders)."""
+    if getattr(self, "_fingerprint", None) is None:
+      digest = hashlib.sha1()
+      for path, leaf in sorted(traverse_util.flatten_dict(self.params, sep="/").items()):
+        leaf = np.asarray(leaf)
+        digest.update(f"{path}{leaf.shape}{float(leaf.sum(dtype=np.float64)):.9e}".encode())
+        digest.update(leaf.ravel()[:64].tobytes())
+      self._fingerprint = digest.hexdigest()[:12]
+    return self._fingerprint
 
   @property
   def embed_dim(self) -> int:

@@ -149,3 +149,17 @@ def test_real_minilm_truncates_long_prompts(real_minilm):
   batch = encoder.tokenize(["walk " * 400])
   assert batch.ids.shape == (1, 256) and batch.attention_mask.sum() == 256
   assert batch.ids[0, -1] == encoder.tokenizer.sep_token_id and batch.eos_index[0] == 255
+
+
+def test_fingerprint_identifies_the_weights():
+  """Same weights -> same fingerprint; one changed value -> another (caches never mix them)."""
+  from flax import traverse_util  # pylint: disable=import-outside-toplevel
+  from lead_jax.text import load_text_encoder  # pylint: disable=import-outside-toplevel
+  a = load_text_encoder("minilm")
+  b = load_text_encoder("minilm")
+  assert a.fingerprint == b.fingerprint and len(a.fingerprint) == 12
+  flat = {k: np.array(v) for k, v in traverse_util.flatten_dict(b.params, sep="/").items()}
+  flat["embeddings_LayerNorm/bias"][3] += 1e-3
+  b.params = traverse_util.unflatten_dict(flat, sep="/")
+  b._fingerprint = None  # pylint: disable=protected-access
+  assert b.fingerprint != a.fingerprint
