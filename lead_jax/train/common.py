@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import signal
 import sys
 import threading
@@ -277,9 +278,25 @@ def make_streams(config, text_encoder: Any, with_eval: bool = True) -> tuple[Any
   return train, evaluation
 
 
+def absolute_paths(config) -> None:
+  """Makes the config's folder fields absolute (in place), so the config saved with the
+  checkpoints still finds the data and the dependency stages from any working directory."""
+  sections = {"dependencies": ("vae_workdir", "denoiser_workdir", "text_encoder_path"),
+              "data": ("dir", "text_cache_dir")}
+  for section, fields in sections.items():
+    if section not in config:
+      continue
+    for field in fields:
+      value = config[section].get(field)
+      if isinstance(value, str) and value:
+        config[section][field] = os.path.abspath(os.path.expanduser(value))
+
+
 def start_stage(config) -> Mesh:
-  """Joins the distributed run (when `config` asks for one); returns the device mesh."""
+  """Joins the distributed run (when `config` asks for one), makes the config's folders absolute;
+  returns the device mesh."""
   maybe_initialize_distributed(config)
+  absolute_paths(config)
   return make_mesh(config)
 
 

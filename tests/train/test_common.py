@@ -184,3 +184,19 @@ def test_bfloat16_compute_keeps_float32_params():
   assert state.params["w"].dtype == jnp.float32 and metrics["loss"].dtype == jnp.float32
   assert math.isfinite(float(metrics["loss"]))
   np.testing.assert_allclose(metrics["loss"], ref_loss, rtol=2e-2)
+
+
+def test_absolute_paths_make_saved_configs_independent_of_the_working_directory(tmp_path,
+                                                                                 monkeypatch):
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  from lead_jax.train.common import absolute_paths  # pylint: disable=import-outside-toplevel
+  monkeypatch.chdir(tmp_path)
+  config = ml_collections.ConfigDict({
+      "dependencies": {"vae_workdir": "runs/vae", "denoiser_workdir": "",
+                       "text_encoder_path": "~/clip"},
+      "data": {"dir": "data/h3d", "text_cache_dir": None}})
+  absolute_paths(config)
+  assert config.dependencies.vae_workdir == str(tmp_path / "runs" / "vae")
+  assert config.dependencies.denoiser_workdir == ""  # unset stays unset
+  assert config.dependencies.text_encoder_path == os.path.expanduser("~/clip")
+  assert config.data.dir == str(tmp_path / "data" / "h3d") and config.data.text_cache_dir is None
