@@ -19,10 +19,16 @@ PyTorch's default `U(+-1/sqrt(fan_in))`, LayerNorm is ones/zeros; `LearnedPositi
 `U(0, 1)`. `torch_linear_init` gives PyTorch's default Linear init for layers outside the stacks.
 
 Dropout is active when `deterministic=False` and then needs the `'dropout'` PRNG stream.
+
+Precision follows the parameters: every matmul casts its operands to the dtype of the weights it
+uses and accumulates (and returns) float32 (`matmul`). With float32 parameters that is plain float32;
+with bfloat16 kernels (`lead_jax.models.cast_matmul_weights`) the matmuls run bfloat16 x bfloat16 ->
+float32 while LayerNorm, softmax, GELU, residuals and the sampler's arithmetic stay float32.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -46,6 +52,23 @@ _xavier = nn.initializers.xavier_uniform()
 torch_linear_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
+def accumulation_dtype(dtype: Any) -> Any:
+  """The result dtype of a matmul whose operands are `dtype`: float32 for bfloat16/float16/float32,
+  float64 for float64."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
+def matmul(spec: str, *operands: Array, dtype: Any) -> Array:
+  """`jnp.einsum(spec, *operands)` with the operands cast to `dtype` (the weights' dtype) and the
+  products accumulated and returned in `accumulation_dtype(dtype)`.
+
+  With bfloat16 this is the mixed-precision matmul that XLA:CPU runs on AMX/oneDNN-class kernels and
+  GPUs/TPUs on their matrix units; with float32 it is an ordinary float32 einsum.
+  """
+  return jnp.einsum(spec, *(x.astype(dtype) for x in operands),
+                    preferred_element_type=accumulation_dtype(dtype))
+
+
 def torch_bias_init(fan_in: int) -> Initializer:
   """PyTorch nn.Linear default bias init `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`."""
   bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
@@ -65,7 +88,7 @@ class _DenseTorchBias(nn.Module):
   @nn.compact
   def __call__(self, x: Array) -> Array:
     kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
-    y = jnp.dot(x, kernel)
+    y = matmul("...i,io->...o", x, kernel, dtype=kernel.dtype)
     if self.use_bias:
       y = y + self.param("bias", torch_bias_init(x.shape[-1]), (self.features,), jnp.float32)
     return y
@@ -142,33 +165,34 @@ class MultiHeadAttention(nn.Module):
     wo, bo = _ProjectionParams((heads, head_dim, d), 2, _out_proj_init, name="out")()
     attn_dropout = not deterministic and self.dropout > 0.0
 
+    mm = functools.partial(matmul, dtype=wq.dtype)
     if k_len == 1:  # softmax over one key is 1: out = value(memory) (broadcast over queries)
-      v = jnp.einsum("bkd,dhc->bhkc", memory, wv) + bv[:, None]  # [B, H, 1, c]
+      v = mm("bkd,dhc->bhkc", memory, wv) + bv[:, None]  # [B, H, 1, c]
       if not attn_dropout:
-        out = jnp.einsum("bhkc,hcd->bkd", v, wo) + bo  # [B, 1, d]
+        out = mm("bhkc,hcd->bkd", v, wo) + bo  # [B, 1, d]
         return jnp.broadcast_to(out, (batch, q_len, d))
-      weights = nn.Dropout(self.dropout)(jnp.ones((batch, heads, q_len, 1), query.dtype),
+      weights = nn.Dropout(self.dropout)(jnp.ones((batch, heads, q_len, 1), v.dtype),
                                          deterministic=False)
-      return jnp.einsum("bhqk,bhkc,hcd->bqd", weights, v, wo) + bo
+      return mm("bhqk,bhkc,hcd->bqd", weights, v, wo) + bo
 
     if memory is query:  # one [d, 3d] matmul for q, k, v
       w = jnp.concatenate([wq, wk, wv], axis=1).reshape(d, 3 * d)
       b = jnp.concatenate([bq, bk, bv], axis=0).reshape(3 * d)
-      qkv = (jnp.dot(query, w) + b).reshape(batch, q_len, 3, heads, head_dim)
+      qkv = (mm("bqd,de->bqe", query, w) + b).reshape(batch, q_len, 3, heads, head_dim)
       q, k, v = jnp.transpose(qkv, (2, 0, 3, 1, 4))  # each [B, H, T, c]
     else:
-      q = jnp.einsum("bqd,dhc->bhqc", query, wq) + bq[:, None]
-      k = jnp.einsum("bkd,dhc->bhkc", memory, wk) + bk[:, None]
-      v = jnp.einsum("bkd,dhc->bhkc", memory, wv) + bv[:, None]
+      q = mm("bqd,dhc->bhqc", query, wq) + bq[:, None]
+      k = mm("bkd,dhc->bhkc", memory, wk) + bk[:, None]
+      v = mm("bkd,dhc->bhkc", memory, wv) + bv[:, None]
     q = q / math.sqrt(head_dim)
-    logits = jnp.einsum("bhqc,bhkc->bhqk", q, k)
+    logits = mm("bhqc,bhkc->bhqk", q, k)
     if mask is not None:
       logits = logits + jnp.where(mask, 0.0, jnp.finfo(logits.dtype).min).astype(
           logits.dtype)[:, None, None, :]
     weights = jax.nn.softmax(logits, axis=-1)
     weights = nn.Dropout(self.dropout)(weights, deterministic=deterministic)
-    out = jnp.einsum("bhqk,bhkc->bhqc", weights, v)
-    return jnp.einsum("bhqc,hcd->bqd", out, wo) + bo
+    out = mm("bhqk,bhkc->bhqc", weights, v)
+    return mm("bhqc,hcd->bqd", out, wo) + bo
 
 
 def _feed_forward(x: Array, ff_size: int, dropout: float, deterministic: bool) -> Array:
