@@ -2,22 +2,29 @@
 
 Measured (full-size MLD modules, random weights; text embeddings given, i.e. text encoding excluded
 on both sides; 196 frames, 50 guided DDIM steps at scale 7.5, then decoding):
-  jax          `lead_jax.pipeline.synthesize` jitted: one lax.scan over the 50 steps (CFG by batch
+  jax f32      `lead_jax.pipeline.synthesize` jitted as `Pipeline` compiles it (float32, with
+               `precision.compiler_options`): one lax.scan over the 50 steps (CFG by batch
                doubling), VAE decode, de-normalisation and joints (recover_from_ric) in one program
-  jax+proj     the same with LEAD's projector round trip D_proj(E_proj(z0)) (projector overhead %)
-  torch        `lead_jax.reference.torch_mld.MLDModel` as MLD samples: a Python loop over the 50
+  jax bf16     the same with the matmul kernels cast to bfloat16 (`precision.cast_matmul_weights`:
+               bfloat16 x bfloat16 -> float32 matmuls, everything else float32)
+  +proj        the same with LEAD's projector round trip D_proj(E_proj(z0)) (projector overhead %)
+  torch f32    `lead_jax.reference.torch_mld.MLDModel` as MLD samples: a Python loop over the 50
                timesteps calling the denoiser on [uncond; cond], DDIM step in torch, then VAE decode and
                de-normalisation (no joints), `torch.inference_mode`, eval mode
+  torch bf16   the same loop under `torch.autocast("cpu", dtype=torch.bfloat16)` (the like-for-like
+               baseline of jax bf16; MLD itself samples in float32)
 Both sides get the same weights (the torch state dict converted by lead_jax.convert.mld_ckpt) and the
-same initial noise; the max |features| difference is printed as a parity check.
+same initial noise. Parity: max |features| difference jax f32 vs torch f32; `bf16 dev` = relative
+L2 deviation of the jax bf16 features from jax f32 (random weights: the deviation of trained models,
+printed by the demo report, is the one that matters).
 Also: the full `Pipeline.generate` (MiniLM text encoding included, 384-d denoiser), peak resident
 memory of the process after each phase, and motion textual inversion seconds per step (lead space,
-batch 4 x 64 frames, MiniLM).
+batch 4 x 64 frames, MiniLM) in both precisions.
 
 Time = median of --repeats calls after one warm-up call (compile time reported separately).
 Targets (issue #6): >= 3x the torch throughput at batch 32, projector overhead < 5%.
 
-Usage (2 busy cores: about 10 minutes without 256):
+Usage (2 busy cores: about 15 minutes without 256):
   JAX_PLATFORMS=cpu python benchmarks/sampling.py
   JAX_PLATFORMS=cpu python benchmarks/sampling.py --batches 1 32 256 --repeats 2
   JAX_PLATFORMS=cpu python benchmarks/sampling.py --batches 1 --steps 10 --skip-mti   # smoke run
@@ -43,7 +50,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lead_jax.diffusion import schedulers  # noqa: E402
-from lead_jax.models import LatentDenoiser, MotionVAE, Projector, init_params  # noqa: E402
+from lead_jax.models import (LatentDenoiser, MotionVAE, Projector, init_params,  # noqa: E402
+                             precision)
 from lead_jax.pipeline import motion_keys, synthesize  # noqa: E402
 
 FRAMES = 196
@@ -81,8 +89,8 @@ def torch_sampler(model, torch, alphas_cumprod: np.ndarray, timesteps: np.ndarra
   """MLD's sampling loop (reference §3.4) in PyTorch: Python loop, CFG by batch doubling, DDIM."""
   abar = torch.from_numpy(alphas_cumprod.astype(np.float32))
 
-  def sample(z, cond, uncond, lengths, scale: float = 7.5):
-    with torch.inference_mode():
+  def sample(z, cond, uncond, lengths, scale: float = 7.5, bf16: bool = False):
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
       batch = z.shape[0]
       text = torch.cat([uncond.expand(batch, -1), cond])[:, None]
       for t, prev in zip(timesteps.tolist(), prev_timesteps.tolist()):
@@ -95,7 +103,7 @@ def torch_sampler(model, torch, alphas_cumprod: np.ndarray, timesteps: np.ndarra
         x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
         z = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
       feats = model.vae.decode(z.permute(1, 0, 2), lengths, FRAMES)
-      return feats * std + mean
+      return feats.float() * std + mean
 
   return sample
 
@@ -138,15 +146,19 @@ def main() -> int:
             "denoiser": jax.tree.map(jnp.asarray, den_params),
             "projector": jax.jit(lambda k: init_params("projector", proj, k))(jax.random.key(2))}
 
+  dtypes = ("float32", "bfloat16")
   programs = {
-      use: jax.jit(functools.partial(synthesize, vae, den, proj if use else None,
-                                     max_frames=FRAMES, joints_num=22))
-      for use in (False, True)}
-  rows = []
-  print(f"\n{args.steps} guided DDIM steps + decode to {FRAMES} frames (text embeddings given)")
-  header = (f"{'batch':>5} | {'jax s':>7} | {'jax+proj s':>10} | {'proj +%':>7} | {'torch s':>8} | "
-            f"{'jax mot/s':>9} | {'torch mot/s':>11} | {'speed-up':>8} | {'compile s':>9} | "
-            f"{'max|diff|':>9} | {'peak MiB':>8}")
+      (dtype, use): jax.jit(functools.partial(synthesize, vae, den, proj if use else None,
+                                              max_frames=FRAMES, joints_num=22),
+                            compiler_options=precision.compiler_options(dtype))
+      for dtype in dtypes for use in (False, True)}
+  cast = {dtype: precision.cast_matmul_weights(params, dtype) for dtype in dtypes}
+  print(f"\n{args.steps} guided DDIM steps + decode to {FRAMES} frames (text embeddings given); "
+        "seconds per call")
+  header = (f"{'batch':>5} | {'jax f32':>7} | {'jax bf16':>8} | {'torch f32':>9} | {'torch bf16':>10} | "
+            f"{'f32 x':>5} | {'bf16 x':>6} | {'bf16/bf16 x':>11} | {'proj+% f32':>10} | "
+            f"{'proj+% bf16':>11} | {'compile s':>9} | {'max|diff|':>9} | {'bf16 dev':>8} | "
+            f"{'jax mot/s':>9} | {'peak MiB':>8}")
   print(header)
   print("-" * len(header))
   for batch in args.batches:
@@ -155,60 +167,76 @@ def main() -> int:
     uncond = jnp.asarray(rng.normal(size=(text_dim,)).astype(np.float32))
     lengths = jnp.full((batch,), FRAMES, jnp.int32)
     keys = motion_keys(jax.random.key(0), np.arange(batch), np.zeros(batch, int))
-    call = {use: (lambda use=use: jax.block_until_ready(programs[use](
-        params, cond, uncond, lengths, keys, jnp.float32(7.5), state, jnp.asarray(mean),
-        jnp.asarray(std)))) for use in (False, True)}
-    first, t_jax = timed(call[False], args.repeats)
-    _, t_proj = timed(call[True], args.repeats)
-    t_torch, diff = float("nan"), float("nan")
+    call = {key: (lambda key=key: jax.block_until_ready(programs[key](
+        cast[key[0]], cond, uncond, lengths, keys, jnp.float32(7.5), state, jnp.asarray(mean),
+        jnp.asarray(std)))) for key in programs}
+    t = {}
+    first, t["float32", False] = timed(call["float32", False], args.repeats)
+    for key in programs:
+      if key != ("float32", False):
+        t[key] = timed(call[key], args.repeats)[1]
+    feats = {dtype: np.asarray(call[dtype, False]()[0]) for dtype in dtypes}
+    dev = float(np.linalg.norm(feats["bfloat16"] - feats["float32"]) /
+                np.linalg.norm(feats["float32"]))
+    t_torch = {"float32": float("nan"), "bfloat16": float("nan")}
+    diff = float("nan")
     if torch is not None:
       z_init = np.asarray(jax.vmap(lambda k: jax.random.normal(k, (1, 256)))(keys))
-      run_torch = lambda: sample_torch(torch.from_numpy(z_init.copy()),
-                                       torch.from_numpy(np.array(cond)),
-                                       torch.from_numpy(np.array(uncond))[None],
-                                       torch.full((batch,), FRAMES))
-      ref = run_torch().numpy()
-      for threads in args.torch_threads:
-        torch.set_num_threads(threads)
-        t_torch = min(t_torch, timed(run_torch, args.repeats)[1]) if t_torch == t_torch else timed(
-            run_torch, args.repeats)[1]
-      diff = float(np.abs(np.asarray(call[False]()[0]) - ref).max())
-    rows.append((batch, t_jax, t_proj, t_torch))
-    print(f"{batch:>5} | {t_jax:>7.3f} | {t_proj:>10.3f} | {100 * (t_proj / t_jax - 1):>7.1f} | "
-          f"{t_torch:>8.3f} | {batch / t_jax:>9.2f} | {batch / t_torch:>11.2f} | "
-          f"{t_torch / t_jax:>7.2f}x | {first - t_jax:>9.1f} | {diff:>9.2e} | "
-          f"{peak_rss_mib():>8.0f}", flush=True)
+      def run_torch(bf16):
+        return sample_torch(torch.from_numpy(z_init.copy()), torch.from_numpy(np.array(cond)),
+                            torch.from_numpy(np.array(uncond))[None], torch.full((batch,), FRAMES),
+                            bf16=bf16)
+      diff = float(np.abs(feats["float32"] - run_torch(False).numpy()).max())
+      for dtype in dtypes:
+        for threads in args.torch_threads:
+          torch.set_num_threads(threads)
+          t_torch[dtype] = np.nanmin([t_torch[dtype],
+                                      timed(lambda: run_torch(dtype == "bfloat16"), args.repeats)[1]])
+    f32, b16 = t["float32", False], t["bfloat16", False]
+    print(f"{batch:>5} | {f32:>7.3f} | {b16:>8.3f} | {t_torch['float32']:>9.3f} | "
+          f"{t_torch['bfloat16']:>10.3f} | {t_torch['float32'] / f32:>4.2f}x | "
+          f"{t_torch['float32'] / b16:>5.2f}x | {t_torch['bfloat16'] / b16:>10.2f}x | "
+          f"{100 * (t['float32', True] / f32 - 1):>10.1f} | "
+          f"{100 * (t['bfloat16', True] / b16 - 1):>11.1f} | {first - f32:>9.1f} | {diff:>9.2e} | "
+          f"{dev:>8.1e} | {batch / b16:>9.2f} | {peak_rss_mib():>8.0f}", flush=True)
+  print("x = torch seconds / jax seconds (f32: both float32; bf16: jax bf16 vs MLD's float32 loop; "
+        "bf16/bf16: both bfloat16); jax mot/s in bf16")
 
   if not args.skip_generate or not args.skip_mti:
     from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
     from lead_jax.text import load_text_encoder  # pylint: disable=import-outside-toplevel
     encoder = load_text_encoder("minilm")
     small_den, small_proj = LatentDenoiser(text_dim=384), Projector(text_dim=384)
-    pipe = Pipeline(vae=vae, denoiser=small_den, projector=small_proj,
-                    params={"vae": params["vae"],
-                            "denoiser": init_params("denoiser", small_den, jax.random.key(3)),
-                            "projector": jax.jit(lambda k: init_params("projector", small_proj, k))(
-                                jax.random.key(4))},
-                    text_encoder=encoder, mean=mean, std=std)
+    small = {"vae": params["vae"],
+             "denoiser": init_params("denoiser", small_den, jax.random.key(3)),
+             "projector": jax.jit(lambda k: init_params("projector", small_proj, k))(
+                 jax.random.key(4))}
+    pipes = {dtype: Pipeline(vae=vae, denoiser=small_den, projector=small_proj, params=small,
+                             text_encoder=encoder, mean=mean, std=std, matmul_dtype=dtype)
+             for dtype in dtypes}
   if not args.skip_generate:
-    print("\nPipeline.generate (MiniLM text encoding included, denoiser text_dim 384, projector on)")
-    print(f"{'batch':>5} | {'s/call':>7} | {'mot/s':>7} | {'compile s':>9} | {'peak MiB':>8}")
+    print("\nPipeline.generate (MiniLM text encoding included, denoiser text_dim 384, projector on, "
+          "lengths 137..196)")
+    print(f"{'batch':>5} | {'matmuls':>8} | {'s/call':>7} | {'mot/s':>7} | {'compile s':>9} | "
+          f"{'peak MiB':>8}")
     for batch in args.batches:
       texts = [f"a person walks forward and turns {i}" for i in range(batch)]
       lengths = [FRAMES - (i % 60) for i in range(batch)]
-      fn = lambda: pipe.generate(texts, lengths, jax.random.key(0), steps=args.steps)
-      first, t = timed(fn, args.repeats)
-      print(f"{batch:>5} | {t:>7.3f} | {batch / t:>7.2f} | {first - t:>9.1f} | "
-            f"{peak_rss_mib():>8.0f}", flush=True)
+      for dtype, pipe in pipes.items():
+        fn = lambda pipe=pipe: pipe.generate(texts, lengths, jax.random.key(0), steps=args.steps)
+        first, t = timed(fn, args.repeats)
+        print(f"{batch:>5} | {dtype:>8} | {t:>7.3f} | {batch / t:>7.2f} | {first - t:>9.1f} | "
+              f"{peak_rss_mib():>8.0f}", flush=True)
   if not args.skip_mti:
     from lead_jax import inversion  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng(0)
     motions = [mean + std * rng.normal(size=(120, 263)).astype(np.float32)]
-    run = inversion.invert(pipe, motions, "<dance-x>", "walk",
-                           inversion.InversionSettings(space="lead", steps=6))
-    print(f"\nMTI (lead space, batch 4 x 64 frames, MiniLM, full-size models): "
-          f"{run.seconds_per_step:.3f} s/step after a {run.compile_seconds:.1f} s first step; "
-          f"peak {peak_rss_mib():.0f} MiB")
+    print("\nMTI (lead space, batch 4 x 64 frames, MiniLM, full-size models)")
+    for dtype, pipe in pipes.items():
+      run = inversion.invert(pipe, motions, f"<dance-{dtype}>", "walk",
+                             inversion.InversionSettings(space="lead", steps=6))
+      print(f"  {dtype}: {run.seconds_per_step:.3f} s/step after a {run.compile_seconds:.1f} s "
+            f"first step; peak {peak_rss_mib():.0f} MiB")
   return 0
 
 

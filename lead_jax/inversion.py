@@ -264,12 +264,14 @@ def make_step(loss_fn, optimizer: optax.GradientTransformation):
 
 
 def frozen_inputs(pipeline: Any) -> dict[str, Any]:
-  """The frozen arguments of the step: text encoder params + placeholder rows, model params."""
+  """The frozen arguments of the step: text encoder params + placeholder rows, model params (in
+  the pipeline's matmul precision)."""
+  params = pipeline.compute_params
   frozen = {"text": pipeline.text_encoder.params,
             "extra": jnp.asarray(pipeline.text_encoder.extra_embeddings),
-            "vae": pipeline.params["vae"], "denoiser": pipeline.params["denoiser"]}
-  if "projector" in pipeline.params:
-    frozen["projector"] = pipeline.params["projector"]
+            "vae": params["vae"], "denoiser": params["denoiser"]}
+  if "projector" in params:
+    frozen["projector"] = params["projector"]
   return frozen
 
 

@@ -28,6 +28,10 @@ Input rules: prompts must be non-empty strings (an empty prompt is the unconditi
 `InputError`); lengths are integers in [1, max_frames] (`InputError` otherwise); prompts longer than
 the text encoder's context (77 CLIP tokens) are truncated as MLD does (first L-2 word pieces + end
 token) and flagged in `out["truncated"]`.
+
+Precision: `matmul_dtype='float32'` (default) keeps MLD's numerics; `'bfloat16'` runs the VAE,
+denoiser and projector matmuls in bfloat16 with float32 accumulation (about 2x faster on AMX CPUs,
+the native mode of GPU tensor cores and TPUs; `lead_jax.models.precision`).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from lead_jax.diffusion.sampling import guided_eps
 from lead_jax.errors import ConfigError, InputError, MissingFileError, WeightsError
 from lead_jax.io.arrays import load_npy
 from lead_jax.models import (LatentDenoiser, MotionVAE, Projector, abstract_params, build_denoiser,
-                             build_projector, build_vae)
+                             build_projector, build_vae, precision)
 from lead_jax.motion.features import features_dim, recover_from_ric
 from lead_jax.text.base import TextEncoder, TokenBatch
 
@@ -165,8 +169,13 @@ class Pipeline:
   def __init__(self, *, vae: MotionVAE, denoiser: LatentDenoiser, projector: Projector | None,
                params: Mapping[str, Any], text_encoder: TextEncoder, mean: Any, std: Any,
                max_frames: int | None = None, scheduler: SchedulerSettings | None = None,
-               source: str = ""):
-    """See `from_workdir` / `from_mld_checkpoint`. `params` has `vae`, `denoiser` (+`projector`)."""
+               source: str = "", matmul_dtype: str = "float32"):
+    """See `from_workdir` / `from_mld_checkpoint`. `params` has `vae`, `denoiser` (+`projector`).
+
+    `matmul_dtype`: 'float32' (MLD's numerics) or 'bfloat16' (the VAE, denoiser and projector run
+    bfloat16 matmuls with float32 accumulation, everything else float32; see
+    `lead_jax.models.precision`). The text encoder always runs float32.
+    """
     if denoiser.cond_proj_dim:
       raise ConfigError("this denoiser has a MotionLCM guidance embedding (cond_proj_dim); the "
                         "pipeline samples MLD/LEAD denoisers with classifier-free guidance only")
@@ -200,7 +209,10 @@ class Pipeline:
     self.source = source
     self.concepts: list[Any] = []
     self._states: dict[tuple[str, int], schedulers.SchedulerState] = {}
-    self.program = jax.jit(self._program, static_argnames=("use_projector",))
+    self.matmul_dtype = precision.check_matmul_dtype(matmul_dtype)
+    self._cast: tuple[Any, Any] | None = None
+    self.program = jax.jit(self._program, static_argnames=("use_projector",),
+                           compiler_options=precision.compiler_options(self.matmul_dtype))
 
   # ---- construction ------------------------------------------------------------------------------
   @classmethod
@@ -208,7 +220,7 @@ class Pipeline:
                    vae_workdir: str | None = None, text_encoder: TextEncoder | None = None,
                    text_encoder_path: str | None = None, data_dir: str | None = None,
                    mean: Any = None, std: Any = None, params_item: str | None = None,
-                   max_frames: int | None = None) -> "Pipeline":
+                   max_frames: int | None = None, matmul_dtype: str = "float32") -> "Pipeline":
     """Loads the projector's workdir (LEAD) or the denoiser's (MLD mode) and the stages it names.
 
     Each stage's latest checkpoint gives its config and weights (`ema_params` when saved, else
@@ -262,12 +274,13 @@ class Pipeline:
                projector=modules.get("projector"), params=params, text_encoder=text_encoder,
                mean=mean, std=std, max_frames=max_frames or data.get("max_len"),
                scheduler=SchedulerSettings.from_config(den_config.get("scheduler")),
-               source=workdir)
+               source=workdir, matmul_dtype=matmul_dtype)
 
   @classmethod
   def from_mld_checkpoint(cls, ckpt: str | pathlib.Path, clip_dir: str | pathlib.Path | None,
                           mean: Any, std: Any, *, text_encoder: TextEncoder | None = None,
-                          num_heads: int = 4, max_frames: int | None = None) -> "Pipeline":
+                          num_heads: int = 4, max_frames: int | None = None,
+                          matmul_dtype: str = "float32") -> "Pipeline":
     """MLD's published `.ckpt` (VAE + denoiser) with CLIP from `clip_dir`; no projector.
 
     Module sizes (width, feed-forward, layers, text width, position table) are read from the
@@ -284,7 +297,8 @@ class Pipeline:
       text_encoder = load_text_encoder("clip", clip_dir)
     return cls(vae=vae, denoiser=denoiser, projector=None,
                params={"vae": vae_params, "denoiser": den_params}, text_encoder=text_encoder,
-               mean=mean, std=std, max_frames=max_frames, source=str(ckpt))
+               mean=mean, std=std, max_frames=max_frames, source=str(ckpt),
+               matmul_dtype=matmul_dtype)
 
   # ---- concepts (motion textual inversion) -------------------------------------------------------
   def add_concept(self, concept: Any) -> int:
@@ -304,6 +318,13 @@ class Pipeline:
   @property
   def has_projector(self) -> bool:
     return self.projector is not None
+
+  @property
+  def compute_params(self) -> Mapping[str, Any]:
+    """`params` with the matmul kernels in `matmul_dtype` (cast once, redone if `params` is replaced)."""
+    if self._cast is None or self._cast[0] is not self.params:
+      self._cast = (self.params, precision.cast_matmul_weights(self.params, self.matmul_dtype))
+    return self._cast[1]
 
   def scheduler_state(self, kind: str = "ddim", steps: int = 50) -> schedulers.SchedulerState:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not (
@@ -387,7 +408,7 @@ class Pipeline:
     keys = motion_keys(key, np.concatenate([ids[prompt_pos], np.zeros(pad, np.int64)]),
                        np.concatenate([sample_idx, np.arange(pad) + num_samples]))
     features, joints = self.program(
-        self.params, self.text_encoder.params, jnp.asarray(self.text_encoder.extra_embeddings),
+        self.compute_params, self.text_encoder.params, jnp.asarray(self.text_encoder.extra_embeddings),
         tokens, jnp.asarray(prompt_index), jnp.asarray(frame_counts, jnp.int32), keys,
         jnp.asarray(guidance_scale, jnp.float32), state, jnp.asarray(self.mean),
         jnp.asarray(self.std), use_projector=bool(use_projector))

@@ -148,6 +148,24 @@ def test_bad_settings_and_missing_projector(stages, pipe):
     Pipeline.from_workdir(stages["projector"], denoiser_workdir=str(stages["data"] / "nope"))
 
 
+def test_bfloat16_matmuls_stay_close_to_float32(stages, pipe):
+  fast = Pipeline.from_workdir(stages["projector"], matmul_dtype="bfloat16")
+  assert fast.matmul_dtype == "bfloat16" and pipe.matmul_dtype == "float32"
+  kernel = fast.compute_params["vae"]["final_layer"]["kernel"]
+  assert kernel.dtype == jnp.bfloat16 and fast.params["vae"]["final_layer"]["kernel"].dtype == jnp.float32
+  assert fast.compute_params is fast.compute_params  # cast once
+  args = (["a person walks forward.", "someone jumps"], [24, 32], jax.random.key(5))
+  a = pipe.generate(*args, steps=STEPS)
+  b = fast.generate(*args, steps=STEPS)
+  assert b["features"].dtype == np.float32
+  np.testing.assert_array_equal(b["mask"], a["mask"])
+  assert np.all(b["features"][0, 24:] == 0)
+  rel = np.linalg.norm(b["features"] - a["features"]) / np.linalg.norm(a["features"])
+  assert 1e-6 < rel < 5e-2, rel
+  with pytest.raises(ConfigError, match="matmul dtype"):
+    Pipeline.from_workdir(stages["projector"], matmul_dtype="float16")
+
+
 def test_long_prompt_is_truncated_and_flagged(pipe):
   long = " ".join(["a person walks forward slowly"] * 10)
   out = pipe.generate([long, "a man walks"], [8, 8], jax.random.key(0), steps=STEPS)

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--vae-workdir", default=None, help="override the config's")
   parser.add_argument("--data-dir", default=None, help="folder with Mean.npy/Std.npy (override)")
   parser.add_argument("--text-encoder-path", default=None, help="text encoder directory (override)")
+  parser.add_argument("--matmul-dtype", choices=("float32", "bfloat16"), default="float32",
+                      help="precision of the VAE/denoiser/projector matmuls: float32 (MLD's "
+                           "numerics) or bfloat16 with float32 accumulation (faster on AMX CPUs, "
+                           "GPUs, TPUs)")
 
 
 def load_config(path: str | None):
@@ -69,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     raise ConfigError(f"--out must end in .npz, found {args.out}")
   pipe = Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
                                vae_workdir=args.vae_workdir, data_dir=args.data_dir,
-                               text_encoder_path=args.text_encoder_path)
+                               text_encoder_path=args.text_encoder_path,
+                               matmul_dtype=args.matmul_dtype)
   motions = [inversion.load_motion_features(p, pipe.vae.nfeats) for p in args.motion]
   result = inversion.invert(pipe, motions, args.token, args.init_word, settings, progress=True)
   path = result.concept.save(args.out)

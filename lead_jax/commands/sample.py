@@ -52,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--vae-workdir", default=None, help="override the config's")
   parser.add_argument("--data-dir", default=None, help="folder with Mean.npy/Std.npy (override)")
   parser.add_argument("--text-encoder-path", default=None, help="text encoder directory (override)")
+  parser.add_argument("--matmul-dtype", choices=("float32", "bfloat16"), default="float32",
+                      help="precision of the VAE/denoiser/projector matmuls: float32 (MLD's "
+                           "numerics) or bfloat16 with float32 accumulation (faster on AMX CPUs, "
+                           "GPUs, TPUs)")
 
 
 def read_prompts(path: str | pathlib.Path, default_length: int) -> list[tuple[str, int]]:
@@ -90,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     raise InputError("--batch-size and --num-samples must be >= 1")
   pipe = Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
                                vae_workdir=args.vae_workdir, data_dir=args.data_dir,
-                               text_encoder_path=args.text_encoder_path)
+                               text_encoder_path=args.text_encoder_path,
+                               matmul_dtype=args.matmul_dtype)
   for concept in args.concept:
     pipe.add_concept(concept)
   use_projector = pipe.has_projector and not args.no_projector

@@ -43,6 +43,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from lead_jax import checkpoints
 from lead_jax.errors import ConfigError, LeadJaxError
+from lead_jax.models import precision
 from lead_jax.train.metric_writers import MetricWriter
 from lead_jax.train.state import TrainState
 
@@ -238,7 +239,7 @@ def make_train_program(config, mesh: Mesh, init_params: Callable[[jax.Array], An
   return TrainProgram(
       init=jax.jit(init, out_shardings=rep),
       step=jax.jit(step, in_shardings=(rep, data, rep, rep), out_shardings=(rep, rep),
-                   donate_argnums=(0,)),
+                   donate_argnums=(0,), compiler_options=precision.compiler_options(dtype_name)),
       optimizer=optimizer, lr_fn=lr_fn, mesh=mesh)
 
 
