@@ -1,6 +1,8 @@
 """Forward-pass time of the Flax models against PyTorch baselines on the same CPU.
 
-Modules (all jitted in JAX, parameters passed as arguments, compile time reported separately):
+Modules (all jitted in JAX with the XLA options of the library's float32 programs,
+`lead_jax.models.precision.compiler_options`; parameters passed as arguments, compile time
+reported separately):
   vae_encode   MLD motion VAE encode, batch 64 x 196 frames x 263   (torch: reference.torch_mld.MldVae)
   vae_decode   MLD motion VAE decode to 196 frames                    (torch: reference.torch_mld.MldVae)
   denoiser     MLD latent denoiser, one step at batch 256              (torch: reference.torch_mld.MldDenoiser)
@@ -40,6 +42,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lead_jax.models import precision  # noqa: E402
+
 MODULES = ("vae_encode", "vae_decode", "denoiser", "clip", "minilm")
 
 
@@ -66,7 +71,8 @@ class Result:
 def time_jax(fn: Callable[..., Any], args: tuple, repeats: int) -> tuple[float, float]:
   """(trace + lower + compile seconds, median ms of the compiled call)."""
   start = time.perf_counter()
-  compiled = jax.jit(fn).lower(*args).compile()
+  compiled = jax.jit(fn, compiler_options=precision.compiler_options("float32")).lower(
+      *args).compile()
   compile_s = time.perf_counter() - start
   jax.block_until_ready(compiled(*args))  # warm-up
   times = []
