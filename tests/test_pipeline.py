@@ -164,6 +164,14 @@ def test_bfloat16_matmuls_stay_close_to_float32(stages, pipe):
   assert 1e-6 < rel < 5e-2, rel
   with pytest.raises(ConfigError, match="matmul dtype"):
     Pipeline.from_workdir(stages["projector"], matmul_dtype="float16")
+  # The command-line flag reaches the pipeline.
+  import argparse
+  from lead_jax.commands import pipeline_args, sample
+  parser = argparse.ArgumentParser()
+  sample.add_arguments(parser)
+  args = parser.parse_args(["--workdir", str(stages["projector"]), "--prompt", "x", "--out", "o",
+                            "--matmul-dtype", "bfloat16"])
+  assert pipeline_args.load_pipeline(args).matmul_dtype == "bfloat16"
 
 
 def test_long_prompt_is_truncated_and_flagged(pipe):

@@ -33,6 +33,7 @@ import sys
 
 import numpy as np
 
+from lead_jax.commands import pipeline_args
 from lead_jax.errors import ConfigError
 
 
@@ -45,10 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--eval-std", default="", help="T2M evaluator std.npy")
   parser.add_argument("--data-dir", default="", help="dataset folder (default: the stage config's)")
   parser.add_argument("--split", default="test")
-  parser.add_argument("--matmul-dtype", choices=("float32", "bfloat16"), default="float32",
-                      help="precision of the VAE/denoiser/projector matmuls: float32 (MLD's "
-                           "numerics) or bfloat16 with float32 accumulation (faster on AMX CPUs, "
-                           "GPUs, TPUs)")
+  pipeline_args.add_matmul_dtype_argument(parser)
   parser.add_argument("--replications", type=int, default=20)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--steps", type=int, default=50, help="DDIM steps")

@@ -20,6 +20,7 @@ import argparse
 import importlib.util
 import pathlib
 
+from lead_jax.commands import pipeline_args
 from lead_jax.errors import ConfigError, MissingFileError
 
 
@@ -36,14 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
   parser.add_argument("--segment-frames", type=int, default=None)
   parser.add_argument("--seed", type=int, default=None)
-  parser.add_argument("--denoiser-workdir", default=None, help="override the config's")
-  parser.add_argument("--vae-workdir", default=None, help="override the config's")
-  parser.add_argument("--data-dir", default=None, help="folder with Mean.npy/Std.npy (override)")
-  parser.add_argument("--text-encoder-path", default=None, help="text encoder directory (override)")
-  parser.add_argument("--matmul-dtype", choices=("float32", "bfloat16"), default="float32",
-                      help="precision of the VAE/denoiser/projector matmuls: float32 (MLD's "
-                           "numerics) or bfloat16 with float32 accumulation (faster on AMX CPUs, "
-                           "GPUs, TPUs)")
+  pipeline_args.add_pipeline_arguments(parser)
 
 
 def load_config(path: str | None):
@@ -64,17 +58,12 @@ def load_config(path: str | None):
 
 def run(args: argparse.Namespace) -> int:
   from lead_jax import inversion  # pylint: disable=import-outside-toplevel
-  from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
-
   settings = inversion.InversionSettings.from_config(
       load_config(args.config), space=args.space, steps=args.steps, batch_size=args.batch_size,
       learning_rate=args.lr, segment_frames=args.segment_frames, seed=args.seed)
   if not args.out.endswith(".npz"):
     raise ConfigError(f"--out must end in .npz, found {args.out}")
-  pipe = Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
-                               vae_workdir=args.vae_workdir, data_dir=args.data_dir,
-                               text_encoder_path=args.text_encoder_path,
-                               matmul_dtype=args.matmul_dtype)
+  pipe = pipeline_args.load_pipeline(args)
   motions = [inversion.load_motion_features(p, pipe.vae.nfeats) for p in args.motion]
   result = inversion.invert(pipe, motions, args.token, args.init_word, settings, progress=True)
   path = result.concept.save(args.out)

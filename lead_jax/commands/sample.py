@@ -23,7 +23,7 @@ import argparse
 import json
 import pathlib
 
-
+from lead_jax.commands import pipeline_args
 from lead_jax.errors import InputError, MissingFileError
 
 
@@ -48,14 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--fps", type=float, default=20.0)
   parser.add_argument("--no-bvh", action="store_true", help="do not write BVH files")
   parser.add_argument("--no-animation", action="store_true", help="do not render GIFs")
-  parser.add_argument("--denoiser-workdir", default=None, help="override the config's")
-  parser.add_argument("--vae-workdir", default=None, help="override the config's")
-  parser.add_argument("--data-dir", default=None, help="folder with Mean.npy/Std.npy (override)")
-  parser.add_argument("--text-encoder-path", default=None, help="text encoder directory (override)")
-  parser.add_argument("--matmul-dtype", choices=("float32", "bfloat16"), default="float32",
-                      help="precision of the VAE/denoiser/projector matmuls: float32 (MLD's "
-                           "numerics) or bfloat16 with float32 accumulation (faster on AMX CPUs, "
-                           "GPUs, TPUs)")
+  pipeline_args.add_pipeline_arguments(parser)
 
 
 def read_prompts(path: str | pathlib.Path, default_length: int) -> list[tuple[str, int]]:
@@ -84,18 +77,13 @@ def run(args: argparse.Namespace) -> int:
   import jax  # pylint: disable=import-outside-toplevel
   from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
-  from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
-
   if args.prompts:
     prompts = read_prompts(args.prompts, args.length)
   else:
     prompts = [(p, args.length) for p in args.prompt]
   if args.batch_size < 1 or args.num_samples < 1:
     raise InputError("--batch-size and --num-samples must be >= 1")
-  pipe = Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
-                               vae_workdir=args.vae_workdir, data_dir=args.data_dir,
-                               text_encoder_path=args.text_encoder_path,
-                               matmul_dtype=args.matmul_dtype)
+  pipe = pipeline_args.load_pipeline(args)
   for concept in args.concept:
     pipe.add_concept(concept)
   use_projector = pipe.has_projector and not args.no_projector

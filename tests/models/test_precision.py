@@ -81,7 +81,14 @@ def test_bfloat16_modules_stay_close_to_float32_and_output_float32():
 def test_compiler_options_only_for_float32_on_cpu():
   assert precision.compiler_options("bfloat16", "cpu") is None
   assert precision.compiler_options("float32", "gpu") is None
-  options = precision.compiler_options("float32", "cpu")
-  assert options in (None, {"xla_cpu_experimental_ynn_fusion_type": ""})  # None: older jaxlib
+  option = "xla_cpu_experimental_ynn_fusion_type"
+  expected = {option: ""} if precision._option_supported(option, "") else None  # pylint: disable=protected-access
+  assert precision.compiler_options("float32", "cpu") == expected
+  assert not precision._option_supported(option, "not-a-fusion-type")  # pylint: disable=protected-access
   with pytest.raises(ConfigError, match="matmul dtype"):
     precision.compiler_options("int8", "cpu")
+
+
+def test_command_line_choices_are_the_supported_dtypes():
+  from lead_jax.commands import pipeline_args  # pylint: disable=import-outside-toplevel
+  assert pipeline_args.MATMUL_DTYPES == tuple(precision.MATMUL_DTYPES)

@@ -1,0 +1,35 @@
+"""Command-line arguments of the commands that load a generation pipeline (`sample`, `invert`,
+`evaluate`), and the loader that reads them. Importing this module does not import JAX."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+# The keys of `lead_jax.models.precision.MATMUL_DTYPES` (kept literal so `--help` stays JAX-free).
+MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+def add_matmul_dtype_argument(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("--matmul-dtype", choices=MATMUL_DTYPES, default="float32",
+                      help="precision of the VAE/denoiser/projector matmuls: float32 (MLD's "
+                           "numerics) or bfloat16 with float32 accumulation (faster on AMX CPUs, "
+                           "GPUs, TPUs)")
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+  """Overrides of what the stage configs record, and the matmul precision."""
+  parser.add_argument("--denoiser-workdir", default=None, help="override the config's")
+  parser.add_argument("--vae-workdir", default=None, help="override the config's")
+  parser.add_argument("--data-dir", default=None, help="folder with Mean.npy/Std.npy (override)")
+  parser.add_argument("--text-encoder-path", default=None, help="text encoder directory (override)")
+  add_matmul_dtype_argument(parser)
+
+
+def load_pipeline(args: argparse.Namespace) -> Any:
+  """`Pipeline.from_workdir(args.workdir, ...)` with the arguments of `add_pipeline_arguments`."""
+  from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
+  return Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
+                               vae_workdir=args.vae_workdir, data_dir=args.data_dir,
+                               text_encoder_path=args.text_encoder_path,
+                               matmul_dtype=args.matmul_dtype)
