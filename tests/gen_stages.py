@@ -137,3 +137,15 @@ def write_tiny_stages(root: pathlib.Path, *, text_encoder_path: pathlib.Path, te
     with checkpoints.Checkpointer(dirs[name]) as ckpt:
       ckpt.save(2, arrays, meta={}, config=config.to_dict())
   return {**dirs, "data": data}
+
+
+def tiny_evaluator_config(data_dir: pathlib.Path):
+  """`configs/evaluator_demo.py` shrunk to the tiny dataset of the evaluation tests (16-32 frames,
+  batch 4, 16-wide GRUs, 8-d embeddings)."""
+  from configs import evaluator_demo  # pylint: disable=import-outside-toplevel
+  config = evaluator_demo.get_config()
+  config.data.update(dir=str(data_dir), builder="motion_folder", min_len=16, max_len=32,
+                     batch_size=4, prefetch=0)
+  config.evaluator.update(movement_hidden=16, movement_out=16, motion_hidden=16,
+                          text_hidden=16, output_dim=8)
+  return config

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from gen_stages import write_tiny_bert, write_tiny_stages
+from gen_stages import tiny_evaluator_config, write_tiny_bert, write_tiny_stages
 from lead_jax import cli, inversion
 from lead_jax.evaluation import metrics, protocol
 from lead_jax.evaluation import trainable_evaluator as te
@@ -22,16 +22,11 @@ SIZE, REPS, SEED = 3, 3, 3
 
 @pytest.fixture(scope="module")
 def mti_setup(tiny_dataset, text_encoder, tmp_path_factory):
-  from configs import evaluator_demo
   root = tmp_path_factory.mktemp("mti")
   stages = write_tiny_stages(root / "runs", text_encoder_path=write_tiny_bert(root / "bert"),
                              text_dim=32)
   pipe = Pipeline.from_workdir(stages["projector"], data_dir=str(tiny_dataset))
-  config = evaluator_demo.get_config()
-  config.data.update(dir=str(tiny_dataset), builder="motion_folder", min_len=16, max_len=32,
-                     batch_size=4, prefetch=0)
-  config.evaluator.update(movement_hidden=16, movement_out=16, motion_hidden=16,
-                          text_hidden=16, output_dim=8)
+  config = tiny_evaluator_config(tiny_dataset)
   model = te.build(config.evaluator)
   mean = np.load(tiny_dataset / "Mean.npy")
   std = np.load(tiny_dataset / "Std.npy")

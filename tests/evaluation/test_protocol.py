@@ -6,18 +6,14 @@ import jax
 import numpy as np
 import pytest
 
+from gen_stages import tiny_evaluator_config
 from lead_jax.evaluation import protocol
 from lead_jax.evaluation import trainable_evaluator as te
 
 
 @pytest.fixture(scope="module")
 def setup(tiny_dataset, text_encoder):
-  from configs import evaluator_demo
-  config = evaluator_demo.get_config()
-  config.data.update(dir=str(tiny_dataset), builder="motion_folder", min_len=16, max_len=32,
-                     batch_size=4, prefetch=0)
-  config.evaluator.update(movement_hidden=16, movement_out=16, motion_hidden=16,
-                          text_hidden=16, output_dim=8)
+  config = tiny_evaluator_config(tiny_dataset)
   model = te.build(config.evaluator)
   ev = te.TrainedEvaluator(model, te.init_params(model, jax.random.key(0)), "tiny")
   mean = np.load(tiny_dataset / "Mean.npy")

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gen_stages import tiny_evaluator_config
 from lead_jax.errors import InputError
 from lead_jax.evaluation import trainable_evaluator as te
 from lead_jax.train.metric_writers import read_jsonl
@@ -23,12 +24,7 @@ def test_contrastive_margin_loss_by_hand():
 
 
 def test_train_reload_and_width_check(tiny_dataset, text_encoder, tmp_path):
-  from configs import evaluator_demo
-  config = evaluator_demo.get_config()
-  config.data.update(dir=str(tiny_dataset), builder="motion_folder", min_len=16, max_len=32,
-                     batch_size=4, prefetch=0)
-  config.evaluator.update(movement_hidden=16, movement_out=16, motion_hidden=16,
-                          text_hidden=16, output_dim=8)
+  config = tiny_evaluator_config(tiny_dataset)
   config.optimizer.learning_rate = 3e-3
   config.train.update(num_steps=30, log_every=10, checkpoint_every=30, eval_every=0,
                       progress=False, best_metric="")
