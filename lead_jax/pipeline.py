@@ -106,8 +106,8 @@ def sample_latents_per_motion(denoiser: LatentDenoiser, params: Any, keys: jax.A
 
   Args:
     denoiser: the module (static). params: its parameters.
-    keys: `[N]` typed keys; z_T of motion i is `normal(keys[i])`, DDPM step s draws
-      `normal(fold_in(keys[i], s + 1))`.
+    keys: `[N]` typed keys; z_T of motion i is `normal(keys[i])`, a stochastic step s (DDPM,
+      DDIM with eta > 0) draws `normal(fold_in(keys[i], s + 1))`.
     cond_emb: `[N, E]`; uncond_emb: `[E]` (CLIP("")); guidance_scale: scalar s.
   Returns:
     z0 `[N, 1, latent_dim]`.
@@ -115,7 +115,7 @@ def sample_latents_per_motion(denoiser: LatentDenoiser, params: Any, keys: jax.A
   shape = (1, denoiser.latent_dim)
   normal = jax.vmap(lambda k: jax.random.normal(k, shape, jnp.float32))
   z_init = state.init_noise_sigma * normal(keys)
-  stochastic = state.kind == "ddpm" or (state.kind == "ddim" and state.eta > 0)
+  stochastic = state.kind in ("ddpm", "lcm") or (state.kind == "ddim" and state.eta > 0)
 
   def denoise_fn(p, z, t, c):
     return denoiser.apply({"params": p}, z, t, c)
@@ -123,16 +123,8 @@ def sample_latents_per_motion(denoiser: LatentDenoiser, params: Any, keys: jax.A
   def body(z, xs):
     t, prev_t, index = xs
     eps = guided_eps(denoise_fn, params, z, t, cond_emb, uncond_emb, guidance_scale)
-    noise = None
-    if stochastic:
-      noise = normal(jax.vmap(jax.random.fold_in, (0, None))(keys, index + 1))
-    if state.kind == "ddpm":
-      z = schedulers.ddpm_step(state, eps, t, z, noise=noise)
-    elif state.kind == "ddim":
-      z = schedulers.ddim_step(state, eps, t, prev_t, z, noise=noise)
-    else:
-      raise ConfigError(f"scheduler kind {state.kind!r} is not supported here; use {SCHEDULERS}")
-    return z, None
+    noise = normal(jax.vmap(jax.random.fold_in, (0, None))(keys, index + 1)) if stochastic else None
+    return schedulers.scheduler_step(state, eps, t, prev_t, z, noise=noise), None
 
   steps = jnp.arange(state.num_inference_steps, dtype=jnp.uint32)
   z0, _ = jax.lax.scan(body, z_init, (state.timesteps, state.prev_timesteps, steps))

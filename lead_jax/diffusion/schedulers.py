@@ -382,12 +382,14 @@ def lcm_step(state: SchedulerState, eps: jax.Array, t: jax.Array, prev_t: jax.Ar
 
 
 def scheduler_step(state: SchedulerState, eps: jax.Array, t: jax.Array, prev_t: jax.Array,
-                   x_t: jax.Array, key: jax.Array) -> jax.Array:
-  """Dispatches on `state.kind` (static): the step a sampling loop takes."""
+                   x_t: jax.Array, key: jax.Array | None = None,
+                   noise: jax.Array | None = None) -> jax.Array:
+  """Dispatches on `state.kind` (static): the step a sampling loop takes. Stochastic steps draw
+  their noise from `key`, or use `noise` (`[B, ...]`, e.g. drawn per sample) when given."""
   if state.kind == "ddpm":
-    return ddpm_step(state, eps, t, x_t, key)
+    return ddpm_step(state, eps, t, x_t, key, noise=noise)
   if state.kind == "ddim":
-    return ddim_step(state, eps, t, prev_t, x_t, key)
+    return ddim_step(state, eps, t, prev_t, x_t, key, noise=noise)
   if state.kind == "lcm":
-    return lcm_step(state, eps, t, prev_t, x_t, key)
+    return lcm_step(state, eps, t, prev_t, x_t, key, noise=noise)
   raise ConfigError(f"unknown scheduler kind {state.kind!r}; expected ddpm, ddim or lcm")
