@@ -10,6 +10,7 @@ import json
 import pathlib
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -139,14 +140,13 @@ DEMO_PROMPTS = (
 )
 
 
-def sample_demo_motions(workdirs: pathlib.Path, out_dir: pathlib.Path, seed: int,
+def sample_demo_motions(pipe: Any, out_dir: pathlib.Path, seed: int,
                         prompts: Sequence[tuple[str, int]] = DEMO_PROMPTS) -> list[dict]:
-  """Generates each prompt with the projector (LEAD) and without it (MLD); writes index.json."""
+  """Generates each prompt with the projector (LEAD) and without it (MLD) with `pipe` (the
+  projector stage's `Pipeline`); writes index.json."""
   import jax  # pylint: disable=g-import-not-at-top
   from lead_jax.io.generated import save_generation  # pylint: disable=g-import-not-at-top
-  from lead_jax.pipeline import Pipeline  # pylint: disable=g-import-not-at-top
 
-  pipe = Pipeline.from_workdir(workdirs / "projector")
   texts, lengths = [p for p, _ in prompts], [n for _, n in prompts]
   index = []
   for use_projector, prefix in ((True, "lead_"), (False, "mld_")):
@@ -164,20 +164,21 @@ def sample_demo_motions(workdirs: pathlib.Path, out_dir: pathlib.Path, seed: int
   return index
 
 
-def compare_precisions(workdirs: pathlib.Path, seed: int,
+def compare_precisions(pipe: Any, seed: int,
                        prompts: Sequence[tuple[str, int]] = DEMO_PROMPTS) -> dict:
-  """The demo prompts (LEAD) with float32 and with bfloat16 matmuls, same seed: how far the joints
-  move (metres, over valid frames) and the seconds per call after compilation."""
+  """The demo prompts (LEAD) with `pipe` (float32) and with bfloat16 matmuls, same seed: how far
+  the joints move (metres, over valid frames) and the seconds per call after compilation."""
   import jax  # pylint: disable=g-import-not-at-top
   from lead_jax.pipeline import Pipeline  # pylint: disable=g-import-not-at-top
 
   texts, lengths = [p for p, _ in prompts], [n for _, n in prompts]
+  pipes = {"float32": pipe,
+           "bfloat16": Pipeline.from_workdir(pipe.source, matmul_dtype="bfloat16")}
   joints, seconds = {}, {}
-  for dtype in ("float32", "bfloat16"):
-    pipe = Pipeline.from_workdir(workdirs / "projector", matmul_dtype=dtype)
-    pipe.generate(texts, lengths, jax.random.key(seed))  # compile
+  for dtype, each in pipes.items():
+    each.generate(texts, lengths, jax.random.key(seed))  # compile (float32: cached by sampling)
     start = time.time()
-    out = pipe.generate(texts, lengths, jax.random.key(seed))
+    out = each.generate(texts, lengths, jax.random.key(seed))
     seconds[dtype] = round(time.time() - start, 3)
     joints[dtype], mask = out["joints"], out["mask"]
   dist = np.linalg.norm(joints["bfloat16"] - joints["float32"], axis=-1)[mask]  # [frames, J]
@@ -286,8 +287,10 @@ def run_demo(out: str | pathlib.Path, stages: Sequence[str] = ALL_STAGES, steps_
   if "train" in stages:
     summary["train"] = train_demo_stages(data_dir, out / "workdirs", steps_scale)
   if "sample" in stages:
-    summary["sample"] = sample_demo_motions(out / "workdirs", out / "samples", seed)
-    summary["precision"] = compare_precisions(out / "workdirs", seed)
+    from lead_jax.pipeline import Pipeline  # pylint: disable=g-import-not-at-top
+    pipe = Pipeline.from_workdir(out / "workdirs" / "projector")
+    summary["sample"] = sample_demo_motions(pipe, out / "samples", seed)
+    summary["precision"] = compare_precisions(pipe, seed)
     from lead_jax.io import render  # pylint: disable=g-import-not-at-top
     lead = [e for e in summary["sample"] if e["projector"]]
     render.render_strip([np.load(out / "samples" / e["joints"]) for e in lead],
