@@ -31,7 +31,7 @@ def _time(fn, repeats: int) -> float:
 
 
 def evaluator_rows(batch: int, frames: int, repeats: int) -> list[tuple[str, float, float]]:
-  from lead_jax.evaluation import t2m_evaluator as te
+  from lead_jax.metrics import t2m_evaluator as te
   params = jax.device_put(te.init_params(jax.random.key(0)))
   rng = np.random.default_rng(0)
   feats = jnp.asarray(rng.normal(size=(batch, frames, 263)), jnp.float32)
@@ -73,16 +73,17 @@ def evaluator_rows(batch: int, frames: int, repeats: int) -> list[tuple[str, flo
 
 def replication_row(workdir: str | None, data_dir: str | None) -> tuple[str, float, int]:
   import ml_collections
+  from configs import common
   from lead_jax.data import datasets, layout
   from lead_jax.evaluation import protocol
-  from lead_jax.evaluation import trainable_evaluator as tev
+  from lead_jax.metrics import trainable_evaluator as tev
   root = datasets.ensure_deepmimic(data_dir)
   mean, std = layout.load_stats(root)
   cfg = ml_collections.ConfigDict({"data": {"builder": "motion_folder", "dir": str(root),
                                             "batch_size": 32, "prefetch": 0, "min_len": 40,
                                             "max_len": 196}})
   nfeats = int(mean.shape[0])
-  model = tev.build({**tev.evaluator_config(nfeats, 384), "movement_hidden": 128,
+  model = tev.build({**common.evaluator_config(nfeats, 384), "movement_hidden": 128,
                      "movement_out": 128, "motion_hidden": 256, "text_hidden": 256,
                      "output_dim": 128})
   embedder = protocol.TrainedEmbedder(

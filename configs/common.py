@@ -51,6 +51,14 @@ def projector_config(text_dim: int = 768, arch: str = "transformer") -> ml_colle
       "mlp_layers": 3})
 
 
+def evaluator_config(nfeats: int = 263, text_dim: int = 384) -> ml_collections.ConfigDict:
+  """Trainable evaluator (`lead_jax.metrics.trainable_evaluator`): sizes and the loss margin."""
+  return ml_collections.ConfigDict({
+      "nfeats": nfeats, "text_dim": text_dim, "drop_last": 4, "unit_length": 4,
+      "movement_hidden": 512, "movement_out": 512, "motion_hidden": 1024, "text_hidden": 512,
+      "output_dim": 512, "margin": 10.0})
+
+
 def base_config(dataset: str = "humanml3d", text_encoder: str = "clip",
                 modules: tuple[str, ...] = ("vae",)) -> ml_collections.ConfigDict:
   """A stage config with `dataset`, `text_encoder` and the model sections named in `modules`.

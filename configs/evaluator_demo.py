@@ -1,21 +1,19 @@
-"""Trainable text-motion evaluator (lead_jax/evaluation/trainable_evaluator.py) on the embedded
+"""Trainable text-motion evaluator (lead_jax/metrics/trainable_evaluator.py) on the embedded
 DeepMimic default dataset, MiniLM captions; small sizes so it trains on a CPU in minutes.
 
-  python -c "from configs import evaluator_demo as c; from lead_jax.evaluation import \
-trainable_evaluator as te; te.train_and_evaluate(c.get_config(), 'runs/evaluator_demo')"
+  lead-jax train --config=configs/evaluator_demo.py --workdir=runs/evaluator_demo
 Then: lead-jax evaluate --workdir runs/projector --evaluator runs/evaluator_demo --out eval/
 Sizes: movement 128, motion GRU 256, text head 256, 128-d embeddings; T2M's margin 10.
 """
 
 from configs import common, train_common
-from lead_jax.evaluation.trainable_evaluator import evaluator_config
 
 
 def get_config():
   config = common.base_config("humanml3d", "minilm", ())
   train_common.add_training(config, num_steps=2000, batch_size=32, builder="deepmimic",
                             max_len=196, learning_rate=1e-4)
-  config.evaluator = evaluator_config(263, 384)
+  config.evaluator = common.evaluator_config(263, 384)
   config.evaluator.nfeats = config.dataset.get_ref("nfeats")
   config.evaluator.text_dim = config.text_encoder.get_ref("dim")
   config.evaluator.update(movement_hidden=128, movement_out=128, motion_hidden=256,

@@ -45,9 +45,10 @@ def add_training(config: ml_collections.ConfigDict, *, num_steps: int, batch_siz
   config.optimizer = optimizer_config(learning_rate)
   config.train = train_loop_config(num_steps)
   config.data = data_config(data_dir, builder, batch_size, max_len)
-  # Workdirs of the stages this one depends on, and which weights to take from them.
+  # Workdirs of the stages this one depends on (their EMA weights when they kept one, else their
+  # params: `lead_jax.workdir`'s rule).
   config.dependencies = ml_collections.ConfigDict({
-      "vae_workdir": "", "denoiser_workdir": "", "params_item": "params",
+      "vae_workdir": "", "denoiser_workdir": "",
       "text_encoder_path": ""})  # CLIP model directory (MiniLM needs none)
   return config
 

@@ -46,14 +46,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lead_jax import checkpoints
+from lead_jax import workdir as stage_io
 from lead_jax.buckets import next_pow2
 from lead_jax.diffusion import schedulers
 from lead_jax.diffusion.sampling import guided_eps
-from lead_jax.errors import ConfigError, InputError, MissingFileError, WeightsError
+from lead_jax.errors import ConfigError, InputError, WeightsError
 from lead_jax.io.arrays import load_npy
-from lead_jax.models import (LatentDenoiser, MotionVAE, Projector, abstract_params, build_denoiser,
-                             build_projector, build_vae, precision)
+from lead_jax.models import LatentDenoiser, MotionVAE, Projector, precision
 from lead_jax.motion.features import features_dim, recover_from_ric
 from lead_jax.text.base import TextEncoder, TokenBatch
 
@@ -215,57 +214,45 @@ class Pipeline:
                    max_frames: int | None = None, matmul_dtype: str = "float32") -> "Pipeline":
     """Loads the projector's workdir (LEAD) or the denoiser's (MLD mode) and the stages it names.
 
-    Each stage's latest checkpoint gives its config and weights (`ema_params` when saved, else
-    `params`; `params_item` forces one). The projector's config names `dependencies.
+    Each stage's latest checkpoint gives its config and weights (`lead_jax.workdir.load_stage`:
+    `ema_params` when saved, else `params`; `params_item` overrides that rule). The projector's config names `dependencies.
     denoiser_workdir` and `vae_workdir` (a denoiser's config names `vae_workdir`); keyword arguments
     override them. The text encoder is the config's `text_encoder.kind` at
     `dependencies.text_encoder_path`; Mean/Std come from `data.dir` (or `data_dir`, or arrays/paths
     `mean`, `std`). Raises `MissingFileError` / `WeightsError` / `ConfigError` naming the workdir.
     """
     workdir = str(workdir)
-    config = checkpoints.load_config(workdir)
-    deps = dict(config.get("dependencies") or {})
-    modules: dict[str, Any] = {}
-    params: dict[str, Any] = {}
-    if "projector" in config:
-      modules["projector"] = build_projector(config["projector"])
-      params["projector"] = _load_stage(workdir, "projector", modules["projector"], params_item)
-      den_dir = denoiser_workdir or deps.get("denoiser_workdir") or ""
+    top = stage_io.load_stage(workdir, item=params_item)
+    stages = {top.kind: top}
+    if top.kind == "projector":
+      den_dir = denoiser_workdir or top.config.dependencies.denoiser_workdir
       if not den_dir:
         raise ConfigError(f"{workdir}: the projector's config has an empty "
                           "dependencies.denoiser_workdir; pass the denoiser's workdir "
                           "(denoiser_workdir=..., CLI --denoiser-workdir)")
-      den_config = checkpoints.load_config(den_dir)
-    elif "denoiser" in config:
-      den_dir, den_config = workdir, config
-    else:
-      raise ConfigError(f"{workdir}: its config has neither a 'projector' nor a 'denoiser' section "
-                        "(found " + ", ".join(sorted(config)) + "); give the workdir of the "
-                        "projector stage (LEAD) or of the denoiser stage (MLD mode)")
-    if "denoiser" not in den_config or "vae" not in den_config:
-      raise ConfigError(f"{den_dir}: not a denoiser stage (config sections {sorted(den_config)})")
-    modules["denoiser"] = build_denoiser(den_config["denoiser"])
-    params["denoiser"] = _load_stage(den_dir, "denoiser", modules["denoiser"], params_item)
-    den_deps = dict(den_config.get("dependencies") or {})
-    vae_dir = vae_workdir or deps.get("vae_workdir") or den_deps.get("vae_workdir") or ""
+      stages["denoiser"] = stage_io.load_stage(den_dir, "denoiser", item=params_item)
+    elif top.kind != "denoiser":
+      raise ConfigError(f"{workdir}: a {top.kind} stage; give the workdir of the projector stage "
+                        "(LEAD) or of the denoiser stage (MLD mode)")
+    den = stages["denoiser"]
+    vae_dir = (vae_workdir or top.config.dependencies.vae_workdir
+               or den.config.dependencies.vae_workdir)
     if not vae_dir:
-      raise ConfigError(f"{den_dir}: dependencies.vae_workdir is empty; pass vae_workdir=... "
+      raise ConfigError(f"{den.workdir}: dependencies.vae_workdir is empty; pass vae_workdir=... "
                         "(CLI --vae-workdir)")
-    modules["vae"] = build_vae(den_config["vae"])
-    params["vae"] = _load_stage(vae_dir, "vae", modules["vae"], params_item)
-
+    stages["vae"] = stage_io.load_stage(vae_dir, "vae", item=params_item)
     if text_encoder is None:
       from lead_jax.text import load_text_encoder  # pylint: disable=import-outside-toplevel
-      kind = den_config["text_encoder"]["kind"]
-      path = text_encoder_path or den_deps.get("text_encoder_path") or None
-      text_encoder = load_text_encoder(kind, path)
+      path = text_encoder_path or den.config.dependencies.text_encoder_path or None
+      text_encoder = load_text_encoder(den.config.text_encoder.kind, path)
     if mean is None or std is None:
-      mean, std = _dataset_stats(den_config, data_dir, modules["vae"].nfeats, den_dir)
-    data = dict(den_config.get("data") or {})
-    return cls(vae=modules["vae"], denoiser=modules["denoiser"],
-               projector=modules.get("projector"), params=params, text_encoder=text_encoder,
-               mean=mean, std=std, max_frames=max_frames or data.get("max_len"),
-               scheduler=SchedulerSettings.from_config(den_config.get("scheduler")),
+      mean, std = stage_io.dataset_stats(den.config, data_dir, stages["vae"].module.nfeats)
+    return cls(vae=stages["vae"].module, denoiser=den.module,
+               projector=stages["projector"].module if "projector" in stages else None,
+               params={name: stage.params for name, stage in stages.items()},
+               text_encoder=text_encoder, mean=mean, std=std,
+               max_frames=max_frames or den.config.data.max_len,
+               scheduler=SchedulerSettings.from_config(den.config.scheduler),
                source=workdir, matmul_dtype=matmul_dtype)
 
   @classmethod
@@ -477,41 +464,6 @@ def _stat(value: Any, dim: int, name: str) -> np.ndarray:
   if array.shape != (dim,):
     raise InputError(f"{name} must have shape ({dim},) to match vae.nfeats, found {array.shape}")
   return array
-
-
-def _load_stage(workdir: str, stage: str, module: Any, params_item: str | None) -> Any:
-  """Weights of `stage` in `workdir`: `params_item`, else `ema_params` when saved, else `params`."""
-  item = params_item
-  if item is None:
-    ckpt = checkpoints.Checkpointer(workdir, read_only=True)
-    try:
-      step = ckpt.latest_step()
-      items = ckpt.saved_items(step) if step is not None else set()
-    finally:
-      ckpt.close()
-    if step is None:
-      raise MissingFileError(f"{stage} stage: no finished checkpoint in "
-                             f"{checkpoints.checkpoint_dir(workdir)}")
-    item = "ema_params" if "ema_params" in items else "params"
-  try:
-    return checkpoints.load_params(workdir, item, target=abstract_params(stage, module))
-  except WeightsError as e:
-    raise WeightsError(f"{stage} stage ({workdir}): {e}") from None
-
-
-def _dataset_stats(config: Mapping[str, Any], data_dir: str | None, dim: int,
-                   workdir: str) -> tuple[np.ndarray, np.ndarray]:
-  """Mean/Std `[D]` of the dataset a stage trained on (`data.dir`, or `data_dir`)."""
-  from lead_jax.data import layout  # pylint: disable=import-outside-toplevel
-  data = dict(config.get("data") or {})
-  root = data_dir or data.get("dir") or ""
-  if not root and data.get("builder") == "deepmimic":
-    from lead_jax.data import datasets  # pylint: disable=import-outside-toplevel
-    root = str(datasets.dataset_root("deepmimic", None))
-  if not root:
-    raise ConfigError(f"{workdir}: data.dir is empty, so Mean.npy/Std.npy cannot be found; pass "
-                      "data_dir=... (CLI --data-dir) or mean=/std=")
-  return layout.load_stats(root, dim)
 
 
 def _stack_sizes(encoder: Mapping[str, Any]) -> dict[str, int]:

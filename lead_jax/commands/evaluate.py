@@ -4,7 +4,7 @@ Rows: Real (the evaluator on ground truth), "MLD mode" (no projector) and "LEAD"
 trip; only when --workdir is a projector stage). Each metric is the mean ±95% CI over
 --replications (20 in the paper). --evaluator is either the published T2M evaluator `finest.tar`
 (then --glove names the GloVe folder and --eval-mean/--eval-std its statistics) or the workdir of
-an evaluator trained with `lead_jax.evaluation.trainable_evaluator`.
+an evaluator trained with `lead_jax.metrics.trainable_evaluator`.
 
 --mti runs the paper's motion-textual-inversion protocol (Sec. 5.5, Table 3) instead: a seeded
 random subset of --mti-size (100) test motions; for each, one token ("<mti-K>") is learnt from that
@@ -89,16 +89,14 @@ def load_embedder(args, mean: np.ndarray, std: np.ndarray):
   from lead_jax.evaluation import protocol  # pylint: disable=import-outside-toplevel
   path = pathlib.Path(args.evaluator)
   if path.is_dir():
-    from lead_jax.evaluation import trainable_evaluator  # pylint: disable=import-outside-toplevel
-    return protocol.TrainedEmbedder(trainable_evaluator.load_trained_evaluator(str(path)),
-                                    mean, std)
+    from lead_jax import workdir  # pylint: disable=import-outside-toplevel
+    return protocol.TrainedEmbedder(workdir.load_trained_evaluator(path), mean, std)
   from lead_jax.convert import t2m_ckpt  # pylint: disable=import-outside-toplevel
-  from lead_jax.evaluation.t2m_evaluator import T2MEvaluator  # pylint: disable=import-outside-toplevel
   if not (args.eval_mean and args.eval_std and args.glove):
     raise ConfigError("the T2M evaluator needs --glove, --eval-mean and --eval-std. "
                       + t2m_ckpt.EVALUATOR_HINT + " " + t2m_ckpt.GLOVE_HINT)
   wv = t2m_ckpt.WordVectorizer(args.glove)
-  evaluator = T2MEvaluator.from_files(str(path), args.eval_mean, args.eval_std)
+  evaluator = t2m_ckpt.load_t2m_evaluator(path, args.eval_mean, args.eval_std)
   return protocol.T2MEmbedder(evaluator, wv)
 
 

@@ -1,7 +1,7 @@
-r"""Train one stage (VAE, denoiser or LEAD projector) from a config file, resuming from WORKDIR.
+r"""Train one stage (VAE, denoiser, LEAD projector or evaluator) from a config, resuming from WORKDIR.
 
-The stage is the last model section present in the config: `projector`, else `denoiser`, else
-`vae` (override with --stage). Progress bar on stderr; scalars in WORKDIR/metrics.jsonl and
+The stage is the config's `evaluator` section when it has one, else its last model section:
+`projector`, else `denoiser`, else `vae` (override with --stage; `lead_jax.workdir.stage_kind`). Progress bar on stderr; scalars in WORKDIR/metrics.jsonl and
 WORKDIR/tensorboard; checkpoints in WORKDIR/checkpoints (SIGTERM saves one before exiting).
 
 Examples:
@@ -10,6 +10,7 @@ Examples:
   lead-jax train --config=configs/denoiser_humanml3d.py --workdir=runs/denoiser \
       --config.data.dir=datasets/HumanML3D --config.dependencies.vae_workdir=runs/vae \
       --config.dependencies.text_encoder_path=deps/clip-vit-large-patch14
+  lead-jax train --config=configs/evaluator_demo.py --workdir=runs/evaluator
   lead-jax train --config=configs/demo_vae.py --workdir=/tmp/demo_vae --multihost
 """
 
@@ -21,15 +22,13 @@ import importlib
 from lead_jax.config_loader import add_override_arguments, load_config
 from lead_jax.errors import ConfigError
 
-STAGES = ("vae", "denoiser", "projector")
+STAGES = ("vae", "denoiser", "projector", "evaluator")
 
 
 def stage_of(config) -> str:
-  """The stage a config trains: its last model section in vae < denoiser < projector order."""
-  present = [s for s in STAGES if s in config]
-  if not present:
-    raise ConfigError(f"the config has none of the model sections {STAGES}")
-  return present[-1]
+  """The stage a config trains (`lead_jax.workdir.stage_kind`)."""
+  from lead_jax.workdir import stage_kind  # pylint: disable=import-outside-toplevel
+  return stage_kind(config)
 
 
 def train_stage(config, workdir: str, stage: str | None = None, **kwargs):

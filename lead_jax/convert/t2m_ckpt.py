@@ -2,7 +2,7 @@
 
 `load_t2m_checkpoint(path)` reads `finest.tar` (keys `text_encoder`, `movement_encoder`,
 `motion_encoder`; reference.md section 8.1) and returns the parameter tree
-`{'movement', 'motion', 'text'}` of `lead_jax.evaluation.t2m_evaluator`. Strict: a missing,
+`{'movement', 'motion', 'text'}` of `lead_jax.metrics.t2m_evaluator`. Strict: a missing,
 unexpected or mis-shaped tensor raises `WeightsError` naming it. The feature width (263 for
 HumanML3D, 251 for KIT-ML) is read from the first convolution.
 
@@ -30,6 +30,7 @@ import numpy as np
 
 from lead_jax.convert.torch_files import load_torch_file, tensor_to_float32, unflatten_tree
 from lead_jax.errors import InputError, MissingFileError, WeightsError
+from lead_jax.metrics.t2m_evaluator import T2MEvaluator
 
 CHECKPOINT_KEYS = ("text_encoder", "movement_encoder", "motion_encoder")
 EVALUATOR_HINT = (
@@ -183,6 +184,18 @@ def load_eval_stats(mean_path: str | pathlib.Path, std_path: str | pathlib.Path
     raise InputError(f"{mean_path}, {std_path}: expected two [D] arrays with positive std, "
                      f"found {out[0].shape} and {out[1].shape}")
   return out[0], out[1]
+
+
+def load_t2m_evaluator(checkpoint: str | pathlib.Path, eval_mean: str | pathlib.Path,
+                      eval_std: str | pathlib.Path, dataset: str = "humanml3d") -> T2MEvaluator:
+  """The published evaluator: `finest.tar` and its statistics `.npy` files."""
+  params = load_t2m_checkpoint(checkpoint)
+  mean, std = load_eval_stats(eval_mean, eval_std)
+  evaluator = T2MEvaluator(params, mean, std, dataset)
+  if mean.shape != (evaluator.dim_pose,):
+    raise WeightsError(f"{eval_mean}: expected shape ({evaluator.dim_pose},) to match the "
+                       f"evaluator in {checkpoint}, found {mean.shape}")
+  return evaluator
 
 
 def pos_onehot(pos: str) -> np.ndarray:

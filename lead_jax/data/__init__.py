@@ -49,13 +49,14 @@ from lead_jax.data.datasets import dataset_root, get_kind, load_shard_table
 from lead_jax.data.layout import Caption, Clip
 from lead_jax.data.sampling import ClipTable, SamplingConfig, build_table
 from lead_jax.data.streams import (EvalStream, TrainStream, check_batch_size, numpy_eval_batches,
-                                   numpy_train_source, to_global_batch)
+                                   numeric_fields, numpy_train_source, to_global_batch)
 from lead_jax.data.text_cache import EMPTY_CAPTION, TextEmbeddingCache
 from lead_jax.errors import ConfigError
 
 __all__ = [
     "Caption", "Clip", "ClipTable", "EvalStream", "SamplingConfig", "TextEmbeddingCache",
-    "TrainStream", "data_options", "make_eval_stream", "make_train_stream", "to_global_batch",
+    "TrainStream", "data_options", "make_eval_stream", "make_train_stream", "numeric_fields",
+    "to_global_batch",
 ]
 
 

@@ -89,18 +89,26 @@ class _Prefetcher:
 def to_global_batch(batch: Batch, mesh: Mesh, sharding: NamedSharding | None = None) -> dict:
   """Process-local batch -> global `jax.Array`s sharded on the leading (batch) axis.
 
-  Numeric arrays become global arrays (`jax.make_array_from_process_local_data`); string/object
-  arrays (ids, captions) stay process-local NumPy arrays. `sharding` defaults to splitting the
-  batch over all mesh axes.
+  Numeric NumPy arrays become global arrays (`jax.make_array_from_process_local_data`), arrays that
+  are already global are moved to `sharding`; string/object arrays (ids, captions) stay
+  process-local NumPy arrays (`numeric_fields` drops them for a jitted step). `sharding` defaults
+  to splitting the batch over all mesh axes.
   """
   sharding = sharding or NamedSharding(mesh, PartitionSpec(mesh.axis_names))
   out = {}
   for k, v in batch.items():
-    if v.dtype.kind in "OUS":
-      out[k] = v
-    else:
-      out[k] = jax.make_array_from_process_local_data(sharding, v)
+    if isinstance(v, jax.Array):
+      out[k] = jax.device_put(v, sharding)
+      continue
+    v = np.asarray(v)
+    out[k] = v if v.dtype.kind in "OUS" else jax.make_array_from_process_local_data(sharding, v)
   return out
+
+
+def numeric_fields(batch: dict) -> dict:
+  """The array fields of a batch (what a jitted step takes): strings and ids dropped."""
+  return {k: v for k, v in batch.items()
+          if isinstance(v, jax.Array) or np.asarray(v).dtype.kind in "biuf"}
 
 
 class TrainStream:

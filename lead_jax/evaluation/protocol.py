@@ -39,7 +39,7 @@ import jax
 import numpy as np
 
 from lead_jax.errors import ConfigError, InputError
-from lead_jax.evaluation import metrics
+from lead_jax.metrics import scores
 
 # captions [B], lengths [B] (frames), key -> de-normalised features [B, T >= max(lengths), D]
 GenerateFn = Callable[[list[str], np.ndarray, jax.Array], np.ndarray]
@@ -198,11 +198,11 @@ def _effective(settings: ProtocolSettings, n: int) -> dict[str, int]:
 def replication_metrics(text: np.ndarray, motion: np.ndarray, gt: np.ndarray,
                         eff: Mapping[str, int], rng: np.random.Generator) -> dict[str, float]:
   """R@k, MM-Dist, FID (vs `gt`), diversity of `motion` (rows already permuted)."""
-  r = metrics.r_precision(text, motion, eff["top_k"], eff["group_size"])
+  r = scores.r_precision(text, motion, eff["top_k"], eff["group_size"])
   out = {f"R@{k + 1}": v for k, v in enumerate(r)}
-  out["MM-Dist"] = metrics.mm_dist(text, motion, eff["group_size"])
-  out["FID"] = metrics.fid(gt, motion)
-  out["Diversity"] = metrics.diversity(motion, eff["diversity_times"], rng)
+  out["MM-Dist"] = scores.mm_dist(text, motion, eff["group_size"])
+  out["FID"] = scores.fid(gt, motion)
+  out["Diversity"] = scores.diversity(motion, eff["diversity_times"], rng)
   return out
 
 
@@ -246,7 +246,7 @@ def evaluate(embedder: Embedder, batches_fn: BatchesFn, methods: Mapping[str, Ge
         lens = np.repeat(split.lengths[pick], eff["mm_repeats"])
         mm_feats = generate(caps, lens, jax.random.fold_in(mkey, 1))
         mm_emb = _embed_rows(embedder.embed_motion, np.asarray(mm_feats, np.float32), lens)
-        values["MModality"] = metrics.multimodality(
+        values["MModality"] = scores.multimodality(
             mm_emb.reshape(eff["mm_prompts"], eff["mm_repeats"], -1), eff["mm_times"], rng)
       for k, v in values.items():
         per_row[name].setdefault(k, []).append(v)
@@ -254,7 +254,7 @@ def evaluate(embedder: Embedder, batches_fn: BatchesFn, methods: Mapping[str, Ge
       progress(f"replication {rep + 1}/{settings.replications}: " + ", ".join(
           f"{name} FID {rows['FID'][-1]:.3f} R@1 {rows['R@1'][-1]:.3f}"
           for name, rows in per_row.items()))
-  summary = {name: {k: dict(zip(("mean", "ci95"), metrics.mean_and_ci(v)))
+  summary = {name: {k: dict(zip(("mean", "ci95"), scores.mean_and_ci(v)))
                     for k, v in rows.items()} for name, rows in per_row.items()}
   return {"settings": {**dataclasses.asdict(settings), "effective": eff}, "rows": per_row,
           "summary": summary}
@@ -462,7 +462,7 @@ def evaluate_mti(embedder: Embedder, pipeline: Any, batches_fn: BatchesFn,
     for name, row in values.items():
       for k, v in row.items():
         per_row[name].setdefault(k, []).append(v)
-  summary = {name: {k: dict(zip(("mean", "ci95"), metrics.mean_and_ci(v)))
+  summary = {name: {k: dict(zip(("mean", "ci95"), scores.mean_and_ci(v)))
                     for k, v in rows.items()} for name, rows in per_row.items()}
   mti_settings = {"size": n, "requested_size": mti.size, "spaces": list(mti.spaces),
                   "template": mti.template, "init_word": mti.init_word, "token": mti.token,

@@ -337,42 +337,19 @@ class LatentModels:
   workdir: str
 
 
-def load_latent_models(workdir: str | pathlib.Path, vae_workdir: str | None = None,
-                       params_item: str | None = None) -> LatentModels:
-  """The projector of `workdir` (`ema_params` when saved, else `params`) and the VAE it was
-  trained against (`dependencies.vae_workdir`, item `dependencies.params_item`). The denoiser and
-  text encoder are not needed. Raises MissingFileError / WeightsError / ConfigError."""
-  from lead_jax import checkpoints  # pylint: disable=import-outside-toplevel
-  # pylint: disable-next=import-outside-toplevel
-  from lead_jax.models import abstract_params, build_projector, build_vae
-  workdir = str(workdir)
-  config = checkpoints.load_config(workdir)
-  if "projector" not in config or "vae" not in config:
-    raise ConfigError(f"{workdir}: not a projector stage (its config has sections "
-                      f"{sorted(config)}; expected 'projector' and 'vae')")
-  deps = dict(config.get("dependencies") or {})
-  vae_dir = vae_workdir or deps.get("vae_workdir") or ""
-  if not vae_dir:
-    raise ConfigError(f"{workdir}: dependencies.vae_workdir is empty; pass the VAE's workdir "
-                      "(--vae-workdir)")
-  projector, vae = build_projector(config["projector"]), build_vae(config["vae"])
-  if projector.latent_dim != vae.latent_dim:
-    raise ConfigError(f"{workdir}: projector.latent_dim={projector.latent_dim} != "
-                      f"vae.latent_dim={vae.latent_dim}")
-  item = params_item
-  if item is None:
-    ckpt = checkpoints.Checkpointer(workdir, read_only=True)
-    try:
-      step = ckpt.latest_step()
-      has_ema = step is not None and "ema_params" in ckpt.saved_items(step)
-      item = "ema_params" if has_ema else "params"
-    finally:
-      ckpt.close()
-  proj_params = checkpoints.load_params(workdir, item,
-                                        target=abstract_params("projector", projector))
-  vae_params = checkpoints.load_params(vae_dir, params_item or deps.get("params_item") or "params",
-                                       target=abstract_params("vae", vae))
-  return LatentModels(vae, vae_params, projector, proj_params, config, workdir)
+def load_latent_models(workdir: str | pathlib.Path, vae_workdir: str | None = None) -> LatentModels:
+  """The projector of `workdir` and the VAE it was trained against (`dependencies.vae_workdir`),
+  both by the weight rule of `lead_jax.workdir.load_stage`. The denoiser and text encoder are not
+  needed. Raises MissingFileError / WeightsError / ConfigError."""
+  from lead_jax import workdir as stage_io  # pylint: disable=import-outside-toplevel
+  projector = stage_io.load_stage(workdir, "projector")
+  vae = stage_io.load_stage(vae_workdir or stage_io.dependency_workdir(projector.config, "vae"),
+                            "vae")
+  if projector.module.latent_dim != vae.module.latent_dim:
+    raise ConfigError(f"{workdir}: projector.latent_dim={projector.module.latent_dim} != "
+                      f"vae.latent_dim={vae.module.latent_dim}")
+  return LatentModels(vae.module, vae.params, projector.module, projector.params,
+                      projector.config.to_dict(), str(workdir))
 
 
 @dataclasses.dataclass

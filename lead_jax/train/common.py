@@ -41,7 +41,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from lead_jax import checkpoints
+from lead_jax import checkpoints, data
+from lead_jax import workdir as stage_io
 from lead_jax.errors import ConfigError, LeadJaxError
 from lead_jax.models import precision
 from lead_jax.train.metric_writers import MetricWriter
@@ -92,26 +93,14 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-  """Leading (batch) axis split over the 'data' axis, the rest replicated."""
-  return NamedSharding(mesh, P(DATA_AXIS))
+  """Leading (batch) axis split over every mesh axis, the rest replicated (`data.to_global_batch`'s
+  default)."""
+  return NamedSharding(mesh, P(mesh.axis_names))
 
 
 def to_global_batch(batch: Mapping[str, Any], mesh: Mesh) -> dict[str, jax.Array]:
-  """Process-local numpy batch -> global `jax.Array`s sharded on the data axis.
-
-  Non-numeric entries (ids, caption strings) are dropped: the step sees arrays only.
-  """
-  sharding = batch_sharding(mesh)
-  out = {}
-  for name, value in batch.items():
-    if isinstance(value, jax.Array):  # already global (a stream given the mesh)
-      out[name] = jax.device_put(value, sharding)
-      continue
-    value = np.asarray(value)
-    if value.dtype.kind not in "biuf":
-      continue
-    out[name] = jax.make_array_from_process_local_data(sharding, value)
-  return out
+  """The step's input: `lead_jax.data.to_global_batch` of the array fields of a local batch."""
+  return data.to_global_batch(data.numeric_fields(batch), mesh, batch_sharding(mesh))
 
 
 # ---- optimiser ----------------------------------------------------------------------------------
@@ -235,10 +224,10 @@ def make_train_program(config, mesh: Mesh, init_params: Callable[[jax.Array], An
                               ema_params=ema_params)
     return new_state, metrics
 
-  rep, data = replicated(mesh), batch_sharding(mesh)
+  rep, batched = replicated(mesh), batch_sharding(mesh)
   return TrainProgram(
       init=jax.jit(init, out_shardings=rep),
-      step=jax.jit(step, in_shardings=(rep, data, rep, rep), out_shardings=(rep, rep),
+      step=jax.jit(step, in_shardings=(rep, batched, rep, rep), out_shardings=(rep, rep),
                    donate_argnums=(0,), compiler_options=precision.compiler_options(dtype_name)),
       optimizer=optimizer, lr_fn=lr_fn, mesh=mesh)
 
@@ -273,7 +262,6 @@ def load_text_encoder(config) -> Any:
 
 def make_streams(config, text_encoder: Any, with_eval: bool = True) -> tuple[Any, Any]:
   """(training stream, evaluation stream or None) of `config.data`, process-local numpy batches."""
-  from lead_jax import data  # pylint: disable=import-outside-toplevel
   train = data.make_train_stream(config, text_encoder)
   evaluation = data.make_eval_stream(config, text_encoder) if with_eval else None
   return train, evaluation
@@ -321,21 +309,13 @@ def run_stage(config, workdir: str, program: TrainProgram, train_stream: Any, fr
 
 def dataset_stats(config) -> tuple[np.ndarray, np.ndarray]:
   """(Mean, Std) `[D]` of the dataset `config.data` points at."""
-  from lead_jax.data import datasets, layout  # pylint: disable=import-outside-toplevel
-  root = datasets.dataset_root(config.data.builder, config.data.get("dir") or None)
-  return layout.load_stats(root)
+  return stage_io.dataset_stats(config)
 
 
-def load_dependency(config, stage: str, module: Any) -> Any:
-  """Params of the frozen `stage` ('vae' | 'denoiser') from `dependencies.<stage>_workdir`,
-  checked against `module`'s parameter shapes; item `dependencies.params_item`."""
-  from lead_jax.models import abstract_params  # pylint: disable=import-outside-toplevel
-  workdir = config.dependencies.get(f"{stage}_workdir", "")
-  if not workdir:
-    raise ConfigError(f"config.dependencies.{stage}_workdir is empty: point it at the workdir of "
-                      f"the trained {stage} stage")
-  item = config.dependencies.get("params_item", "params")
-  return checkpoints.load_params(workdir, item, target=abstract_params(stage, module))
+def load_dependency(config, stage: str) -> Any:
+  """Weights of the frozen `stage` named by `dependencies.<stage>_workdir` (the weight rule of
+  `lead_jax.workdir`: its EMA when it kept one), checked against the stage's module."""
+  return stage_io.load_dependency(config, stage).params
 
 
 def eval_batches(stream: Any, limit: int) -> Iterable[dict]:

@@ -95,7 +95,7 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
   `config.dependencies.vae_workdir`; `text_encoder` defaults to the one the config names."""
   mesh = common.start_stage(config)
   vae, model = build_vae(config.vae), build_projector(config.projector)
-  vae_params = common.load_dependency(config, "vae", vae)
+  vae_params = common.load_dependency(config, "vae")
   train_stream, eval_stream = common.stage_streams(config, text_encoder)
   frozen = {"vae": vae_params}
   program = common.make_train_program(

@@ -97,14 +97,14 @@ def make_eval_step(model, joints_num: int):
   return eval_step
 
 
-def make_eval_fn(model, config, eval_stream, frozen, params_item: str = "params"):
-  """`eval_fn(state) -> {rec_loss, feat_mse, mpjpe}` averaged over valid frames."""
+def make_eval_fn(model, config, eval_stream, frozen):
+  """`eval_fn(state) -> {rec_loss, feat_mse, mpjpe}` averaged over valid frames, of the weights
+  later stages will use (the EMA when the run keeps one: `lead_jax.workdir`'s rule)."""
   eval_step = make_eval_step(model, int(config.dataset.joints_num))
   limit = int(config.train.get("eval_batches", 0))
 
   def eval_fn(state: TrainState) -> dict[str, float]:
-    params = state.ema_params if (params_item == "ema_params" and state.ema_params is not None) \
-        else state.params
+    params = state.ema_params if state.ema_params is not None else state.params
     totals: dict[str, float] = {}
     for batch in common.eval_batches(eval_stream, limit):
       batch = {k: v for k, v in batch.items() if k in ("motion", "mask", "valid")}
@@ -131,6 +131,5 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
       config, mesh, lambda key: init_params("vae", model, key), make_loss_fn(model, config))
   eval_fn = None
   if eval_stream is not None:
-    eval_fn = make_eval_fn(model, config, eval_stream, frozen,
-                           config.dependencies.get("params_item", "params"))
+    eval_fn = make_eval_fn(model, config, eval_stream, frozen)
   return common.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)

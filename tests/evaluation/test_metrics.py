@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 
 from lead_jax.errors import InputError
-from lead_jax.evaluation import metrics
+from lead_jax.metrics import scores as metrics
 
 
 def _sym_sqrt(a):

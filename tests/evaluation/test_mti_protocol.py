@@ -12,8 +12,9 @@ import pytest
 
 from gen_stages import tiny_evaluator_config, write_tiny_bert, write_tiny_stages
 from lead_jax import cli, inversion
-from lead_jax.evaluation import metrics, protocol
-from lead_jax.evaluation import trainable_evaluator as te
+from lead_jax.evaluation import protocol
+from lead_jax.metrics import scores as metrics
+from lead_jax.metrics import trainable_evaluator as te
 from lead_jax.pipeline import Pipeline
 
 pytest.importorskip("torch")

@@ -8,7 +8,7 @@ import pytest
 
 from gen_stages import tiny_evaluator_config
 from lead_jax.evaluation import protocol
-from lead_jax.evaluation import trainable_evaluator as te
+from lead_jax.metrics import trainable_evaluator as te
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from lead_jax.convert import t2m_ckpt
 from lead_jax.errors import InputError, MissingFileError, WeightsError
-from lead_jax.evaluation import t2m_evaluator as te
+from lead_jax.metrics import t2m_evaluator as te
 
 
 def _torch_bigru_final(gru, x, lengths, h0):

@@ -9,8 +9,9 @@ import pytest
 
 from gen_stages import tiny_evaluator_config
 from lead_jax.errors import InputError
-from lead_jax.evaluation import trainable_evaluator as te
+from lead_jax.train import evaluator as te
 from lead_jax.train.metric_writers import read_jsonl
+from lead_jax.workdir import load_trained_evaluator
 
 
 def test_contrastive_margin_loss_by_hand():
@@ -31,7 +32,7 @@ def test_train_reload_and_width_check(tiny_dataset, text_encoder, tmp_path):
   workdir = str(tmp_path / "ev")
   state = te.train_and_evaluate(config, workdir, text_encoder=text_encoder)
   assert int(state.step) == 30
-  ev = te.load_trained_evaluator(workdir)
+  ev = load_trained_evaluator(workdir)
   jax.tree_util.tree_map(np.testing.assert_array_equal, ev.params, state.params)
   rows = read_jsonl(pathlib.Path(workdir) / "metrics.jsonl")
   losses = [r["loss"] for r in rows if "loss" in r]

@@ -246,10 +246,11 @@ def test_plot_latents_command(stages, windows_dataset, tmp_path, capsys):
   assert arrays["vae"].shape == (18, 32) and arrays["projected"].shape == (18, 32)
   assert arrays["vae_tsne"].shape == arrays["projected_tsne"].shape == (18, 2)
 
-  # latents = posterior means of the unpadded clips through the stage's (EMA) weights
+  # latents = posterior means of the unpadded clips through each stage's EMA weights (the one
+  # weight rule of lead_jax.workdir, for the VAE as for the projector)
   config = checkpoints.load_config(stages["projector"])
   vae, proj = build_vae(config["vae"]), build_projector(config["projector"])
-  vae_params = checkpoints.load_params(stages["vae"], "params")
+  vae_params = checkpoints.load_params(stages["vae"], "ema_params")
   proj_params = checkpoints.load_params(stages["projector"], "ema_params")
   mean, std = layout.load_stats(windows_dataset, 263)
   for row in (0, 17):

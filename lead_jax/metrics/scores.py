@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import jax
 import numpy as np
 import scipy.linalg
 
@@ -35,12 +36,8 @@ def as_generator(rng: Rng) -> np.random.Generator:
     return rng
   if isinstance(rng, (int, np.integer)):
     return np.random.default_rng(int(rng))
-  try:
-    import jax  # pylint: disable=import-outside-toplevel
-    if hasattr(rng, "dtype") and jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
-      rng = jax.random.key_data(rng)
-  except ImportError:  # pragma: no cover
-    pass
+  if hasattr(rng, "dtype") and jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key):
+    rng = jax.random.key_data(rng)
   data = np.asarray(rng)
   if data.dtype.kind not in "ui" or data.size == 0:
     raise InputError(f"rng: expected an int seed, a numpy Generator or a JAX PRNG key, found "

@@ -17,7 +17,7 @@ feature width it was trained on; it re-normalises model-space features (`renorm4
 features of another width, and computes embeddings with jitted functions. Its motion path masks
 padding so a padded batch gives the embeddings of batch-size-1 evaluation (MLD's TEST.BATCH_SIZE).
 
-  evaluator = T2MEvaluator.from_files("deps/t2m/t2m", dataset="humanml3d")
+  evaluator = lead_jax.convert.t2m_ckpt.load_t2m_evaluator(finest_tar, mean_npy, std_npy)
   m = evaluator.motion_embeddings(features_eval_space, lengths)          # [B, 512]
   t = evaluator.text_embeddings(word_emb, pos_onehot, sent_lens)         # [B, 512]
 """
@@ -272,18 +272,3 @@ class T2MEvaluator:
                        f"{np.shape(pos_onehot)}, {lengths.shape}")
     return np.asarray(text_embeddings(self.params, jnp.asarray(word_emb, jnp.float32),
                                       jnp.asarray(pos_onehot, jnp.float32), jnp.asarray(lengths)))
-
-  @classmethod
-  def from_files(cls, checkpoint: str, eval_mean: str, eval_std: str, dataset: str = "humanml3d"
-                 ) -> "T2MEvaluator":
-    """Load `finest.tar` and the evaluator statistics `.npy` files."""
-    from lead_jax.convert import t2m_ckpt  # pylint: disable=import-outside-toplevel
-    params = t2m_ckpt.load_t2m_checkpoint(checkpoint)
-    mean, std = t2m_ckpt.load_eval_stats(eval_mean, eval_std)
-    evaluator = cls(params, mean, std, dataset)
-    if mean.shape != (evaluator.dim_pose,):
-      from lead_jax.errors import WeightsError  # pylint: disable=import-outside-toplevel
-      raise WeightsError(f"{eval_mean}: expected shape ({evaluator.dim_pose},) to match the "
-                         f"evaluator in {checkpoint}, found {mean.shape}")
-    return evaluator
-
