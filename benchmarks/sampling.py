@@ -52,7 +52,8 @@ import numpy as np  # noqa: E402
 from lead_jax.diffusion import schedulers  # noqa: E402
 from lead_jax.models import (LatentDenoiser, MotionVAE, Projector, init_params,  # noqa: E402
                              precision)
-from lead_jax.pipeline import motion_keys, synthesize  # noqa: E402
+from lead_jax.diffusion import motion_keys  # noqa: E402
+from lead_jax.generate.synthesis import synthesize  # noqa: E402
 
 FRAMES = 196
 
@@ -149,7 +150,7 @@ def main() -> int:
   dtypes = ("float32", "bfloat16")
   programs = {
       (dtype, use): jax.jit(functools.partial(synthesize, vae, den, proj if use else None,
-                                              max_frames=FRAMES, joints_num=22),
+                                              frames=FRAMES, joints_num=22),
                             compiler_options=precision.compiler_options(dtype))
       for dtype in dtypes for use in (False, True)}
   cast = {dtype: precision.cast_matmul_weights(params, dtype) for dtype in dtypes}
@@ -203,7 +204,7 @@ def main() -> int:
         "bf16/bf16: both bfloat16); jax mot/s in bf16")
 
   if not args.skip_generate or not args.skip_mti:
-    from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
+    from lead_jax.generate import Pipeline  # pylint: disable=import-outside-toplevel
     from lead_jax.text import load_text_encoder  # pylint: disable=import-outside-toplevel
     encoder = load_text_encoder("minilm")
     small_den, small_proj = LatentDenoiser(text_dim=384), Projector(text_dim=384)
@@ -228,13 +229,15 @@ def main() -> int:
         print(f"{batch:>5} | {dtype:>8} | {t:>7.3f} | {batch / t:>7.2f} | {first - t:>9.1f} | "
               f"{peak_rss_mib():>8.0f}", flush=True)
   if not args.skip_mti:
-    from lead_jax import inversion  # pylint: disable=import-outside-toplevel
+    from lead_jax.commands.pipeline_args import inversion_config  # pylint: disable=import-outside-toplevel
+    from lead_jax.train import inversion  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng(0)
     motions = [mean + std * rng.normal(size=(120, 263)).astype(np.float32)]
     print("\nMTI (lead space, batch 4 x 64 frames, MiniLM, full-size models)")
     for dtype, pipe in pipes.items():
       run = inversion.invert(pipe, motions, f"<dance-{dtype}>", "walk",
-                             inversion.InversionSettings(space="lead", steps=6))
+                             inversion.InversionSettings.from_config(
+                                 inversion_config(None), space="lead", steps=6))
       print(f"  {dtype}: {run.seconds_per_step:.3f} s/step after a {run.compile_seconds:.1f} s "
             f"first step; peak {peak_rss_mib():.0f} MiB")
   return 0
