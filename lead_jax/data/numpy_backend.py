@@ -1,5 +1,5 @@
 """The TF-free backend (`data.backend = 'numpy'`): files read with NumPy, batches gathered with
-`sampling.gather_batch`, optionally prepared ahead in one bounded background thread.
+`sampling.gather_batch`, optionally prepared ahead by grain in one bounded background thread.
 
 The shard is this process's contiguous part of the split's present ids sorted by id
 (`datasets.load_shard_table`).
@@ -7,17 +7,18 @@ The shard is this process's contiguous part of the split's present ids sorted by
 
 from __future__ import annotations
 
-import queue
-import threading
+import functools
+import sys
 from typing import Iterator
 
+import grain
 import numpy as np
 
 from lead_jax.data import datasets
 from lead_jax.data.options import DataOptions
-from lead_jax.data.sampling import ClipTable, SamplingConfig, gather_batch
-from lead_jax.data.streams import (Batch, BatchSource, StreamBackend, eval_fields, eval_layout,
-                                   plan_fields, train_plans)
+from lead_jax.data.sampling import ClipTable, Plan, SamplingConfig, gather_batch
+from lead_jax.data.streams import (Batch, BatchSource, StreamBackend, epoch_rows, eval_fields,
+                                   eval_layout, plan_fields)
 
 
 def load_shard(opts: DataOptions, split: str, process_index: int, process_count: int
@@ -29,53 +30,26 @@ def load_shard(opts: DataOptions, split: str, process_index: int, process_count:
   return table, total
 
 
-class Prefetcher:
-  """Runs an iterator in a daemon thread, at most `size` items ahead; `close()` stops it."""
-
-  def __init__(self, it: Iterator[Batch], size: int):
-    self._queue: queue.Queue = queue.Queue(maxsize=size)
-    self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._run, args=(it,), daemon=True)
-    self._thread.start()
-
-  def _run(self, it):
-    try:
-      for item in it:
-        while not self._stop.is_set():
-          try:
-            self._queue.put(("item", item), timeout=0.1)
-            break
-          except queue.Full:
-            continue
-        if self._stop.is_set():
-          return
-    except BaseException as e:  # surfaced in the consumer's thread
-      self._queue.put(("error", e))
-
-  def __iter__(self):
-    return self
-
-  def __next__(self) -> Batch:
-    kind, value = self._queue.get()
-    if kind == "error":
-      raise value
-    return value
-
-  def close(self):
-    self._stop.set()
-    self._thread.join(timeout=5)
-
-
 def numpy_train_source(table: ClipTable, text_emb: np.ndarray, cfg: SamplingConfig, seed: int,
                        shard: int, batch_size: int, prefetch: int) -> BatchSource:
-  """Batches of `train_plans` gathered with NumPy; `prefetch > 0` runs them in a `Prefetcher`."""
-  def batches(epoch: int, step: int) -> Iterator[Batch]:
-    for plan in train_plans(table, cfg, seed, shard, batch_size, epoch, step):
-      yield {**gather_batch(table, plan, cfg.max_len), **plan_fields(plan, text_emb)}
+  """Batch `k` of the stream is step `k % steps` of epoch `k // steps` (`streams.epoch_rows`),
+  gathered with NumPy; grain runs them in one worker thread, at most `prefetch` batches ahead
+  (0: in the caller's thread), and stops it when the iterator is closed."""
+  @functools.lru_cache(maxsize=2)  # the worker may be one epoch ahead of the consumer
+  def rows(epoch: int) -> Plan:
+    return epoch_rows(table, cfg, seed, shard, batch_size, epoch)
+
+  steps = len(rows(0)) // batch_size  # the same every epoch: the eligible clips, whole batches
+
+  def batch(index: int) -> Batch:
+    epoch, step = divmod(int(index), steps)
+    plan = rows(epoch).take(slice(step * batch_size, (step + 1) * batch_size))
+    return {**gather_batch(table, plan, cfg.max_len), **plan_fields(plan, text_emb)}
 
   def source(epoch: int, step: int) -> Iterator[Batch]:
-    it = batches(epoch, step)
-    return Prefetcher(it, prefetch) if prefetch > 0 else it
+    batches = grain.MapDataset.range(epoch * steps + step, sys.maxsize).map(batch)
+    options = grain.ReadOptions(num_threads=1 if prefetch else 0, prefetch_buffer_size=prefetch)
+    return iter(batches.to_iter_dataset(options))
   return source
 
 

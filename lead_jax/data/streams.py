@@ -53,16 +53,6 @@ def epoch_rows(table: ClipTable, cfg: SamplingConfig, seed: int, shard: int, bat
   return plan.take(slice(0, steps * batch_size))
 
 
-def train_plans(table: ClipTable, cfg: SamplingConfig, seed: int, shard: int, batch_size: int,
-                epoch: int, step: int) -> Iterator[Plan]:
-  """Endless per-batch plans from (epoch, step); each epoch drops its last partial batch."""
-  while True:
-    plan = epoch_rows(table, cfg, seed, shard, batch_size, epoch)
-    for s in range(step, len(plan) // batch_size):
-      yield plan.take(slice(s * batch_size, (s + 1) * batch_size))
-    epoch, step = epoch + 1, 0
-
-
 def plan_fields(plan: Plan, text_emb: np.ndarray) -> Batch:
   """The per-example fields that come from the plan, not the frames."""
   return {"text_emb": text_emb[plan.caption], "caption_index": plan.caption.astype(np.int32)}
