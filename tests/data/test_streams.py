@@ -194,3 +194,17 @@ def test_config_errors(h3d_folder, encoder):
     data.make_train_stream(make_config(h3d_folder, batch_size=16), encoder, 0, 1)
   with pytest.raises(ConfigError, match="data.min_len"):
     data.make_train_stream(make_config(h3d_folder, min_len=42), encoder, 0, 1)
+
+
+def test_data_options_read_the_config_and_name_a_missing_field(h3d_folder):
+  opts = data.data_options(make_config(h3d_folder))
+  assert (opts.seed, opts.eval_seed, opts.sampling.fps) == (7, 0, 20.0)  # None: config.seed, kind
+  assert data.data_options(make_config(h3d_folder, builder="kit_ml")).sampling.fps == 12.5
+  assert data.data_options(make_config(h3d_folder, seed=3, fps=30.0)).sampling.fps == 30.0
+  assert data.data_options(make_config(h3d_folder, seed=3)).seed == 3
+  cfg = make_config(h3d_folder)
+  del cfg.data["eval_seed"]
+  with pytest.raises(ConfigError, match=r"config\.data\.eval_seed is missing"):
+    data.data_options(cfg)
+  with pytest.raises(ConfigError, match="data.backend must be one of"):
+    data.data_options(make_config(h3d_folder, backend="torch"))
