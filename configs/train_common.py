@@ -27,12 +27,17 @@ def train_loop_config(num_steps: int) -> ml_collections.ConfigDict:
 
 def data_config(data_dir: str = "", builder: str = "humanml3d", batch_size: int = 64,
                 max_len: int = 196) -> ml_collections.ConfigDict:
-  """Fields read by `lead_jax.data.make_train_stream` (see that module for their meaning)."""
+  """Every field `lead_jax.data.data_options` reads (their meaning: `lead_jax/data/options.py`).
+
+  None values: `seed` -> the run's `config.seed`, `fps` -> the dataset kind's frame rate (20; KIT-ML
+  12.5), `tfds_dir` -> TFDS's default folder, `max_clip_len` -> no clip dropped, `text_cache_dir` ->
+  embeddings kept in memory only.
+  """
   return ml_collections.ConfigDict({
-      "dir": data_dir, "builder": builder, "backend": "numpy", "batch_size": batch_size,
-      "split": "train", "eval_split": "test", "min_len": 40, "max_len": max_len,
-      "unit_length": 4, "max_clip_len": None, "shuffle_buffer": 0, "prefetch": 2,
-      "text_cache_dir": None})
+      "dir": data_dir, "builder": builder, "backend": "numpy", "tfds_dir": None,
+      "batch_size": batch_size, "split": "train", "eval_split": "test", "min_len": 40,
+      "max_len": max_len, "unit_length": 4, "fps": None, "max_clip_len": None,
+      "shuffle_buffer": 0, "prefetch": 2, "seed": None, "eval_seed": 0, "text_cache_dir": None})
 
 
 def add_training(config: ml_collections.ConfigDict, *, num_steps: int, batch_size: int,

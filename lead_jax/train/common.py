@@ -45,6 +45,7 @@ from lead_jax import checkpoints, data
 from lead_jax import workdir as stage_io
 from lead_jax.errors import ConfigError, LeadJaxError
 from lead_jax.models import precision
+from lead_jax.train import inputs
 from lead_jax.train.metric_writers import MetricWriter
 from lead_jax.train.state import TrainState
 
@@ -261,10 +262,9 @@ def load_text_encoder(config) -> Any:
 
 
 def make_streams(config, text_encoder: Any, with_eval: bool = True) -> tuple[Any, Any]:
-  """(training stream, evaluation stream or None) of `config.data`, process-local numpy batches."""
-  train = data.make_train_stream(config, text_encoder)
-  evaluation = data.make_eval_stream(config, text_encoder) if with_eval else None
-  return train, evaluation
+  """(training stream, evaluation stream or None) of `config.data`, process-local numpy batches
+  (`lead_jax.train.inputs.make_streams`: the backend `config.data.backend` names)."""
+  return inputs.make_streams(config, text_encoder, with_eval=with_eval)
 
 
 def absolute_paths(config) -> None:
@@ -290,10 +290,10 @@ def start_stage(config) -> Mesh:
 
 
 def stage_streams(config, text_encoder: Any = None) -> tuple[Any, Any]:
-  """`make_streams` of a training stage: `text_encoder` defaults to `load_text_encoder(config)`;
-  the evaluation stream is None unless `train.eval_every`."""
-  return make_streams(config, text_encoder or load_text_encoder(config),
-                      with_eval=bool(config.train.eval_every))
+  """`inputs.make_streams` of a training stage: `text_encoder` defaults to
+  `load_text_encoder(config)`; the evaluation stream is None unless `train.eval_every`."""
+  return inputs.make_streams(config, text_encoder or load_text_encoder(config),
+                             with_eval=bool(config.train.eval_every))
 
 
 def run_stage(config, workdir: str, program: TrainProgram, train_stream: Any, frozen: Any,
