@@ -47,14 +47,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from lead_jax import workdir as stage_io
-from lead_jax.buckets import next_pow2
 from lead_jax.diffusion import schedulers
 from lead_jax.diffusion.sampling import guided_eps
 from lead_jax.errors import ConfigError, InputError, WeightsError
 from lead_jax.io.arrays import load_npy
 from lead_jax.models import LatentDenoiser, MotionVAE, Projector, precision
 from lead_jax.motion.features import features_dim, recover_from_ric
-from lead_jax.text.base import TextEncoder, TokenBatch
+from lead_jax.text.base import TextEncoder, TokenBatch, next_pow2
 
 SCHEDULERS = ("ddim", "ddpm")
 DEFAULT_MAX_FRAMES = 196
