@@ -8,7 +8,7 @@ on both sides; 196 frames, 50 guided DDIM steps at scale 7.5, then decoding):
   jax bf16     the same with the matmul kernels cast to bfloat16 (`precision.cast_matmul_weights`:
                bfloat16 x bfloat16 -> float32 matmuls, everything else float32)
   +proj        the same with LEAD's projector round trip D_proj(E_proj(z0)) (projector overhead %)
-  torch f32    `lead_jax.reference.torch_mld.MLDModel` as MLD samples: a Python loop over the 50
+  torch f32    `benchmarks.torch_reference.MLDModel` as MLD samples: a Python loop over the 50
                timesteps calling the denoiser on [uncond; cond], DDIM step in torch, then VAE decode and
                de-normalisation (no joints), `torch.inference_mode`, eval mode
   torch bf16   the same loop under `torch.autocast("cpu", dtype=torch.bfloat16)` (the like-for-like
@@ -132,7 +132,7 @@ def main() -> int:
   if not args.skip_torch:
     import torch  # pylint: disable=import-outside-toplevel
     from lead_jax.convert.mld_ckpt import state_dict_to_params  # pylint: disable=import-outside-toplevel
-    from lead_jax.reference.torch_mld import MLDModel  # pylint: disable=import-outside-toplevel
+    from benchmarks.torch_reference import MLDModel  # pylint: disable=import-outside-toplevel
     torch.manual_seed(0)
     model = MLDModel(263, text_dim).eval()
     vae_params, den_params = state_dict_to_params(model.state_dict())

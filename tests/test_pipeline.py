@@ -183,7 +183,7 @@ def test_long_prompt_is_truncated_and_flagged(pipe):
 
 def test_from_mld_checkpoint(tmp_path):
   torch = pytest.importorskip("torch")
-  from lead_jax.reference.torch_mld import MLDModel
+  from benchmarks.torch_reference import MLDModel
   clip = write_tiny_clip(tmp_path / "clip", projection_dim=24)
   torch.manual_seed(0)
   model = MLDModel(263, 24, d=32, ff=64, num_layers=3, heads=2).eval()

@@ -27,10 +27,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from lead_jax import data
 from lead_jax.errors import InputError
 from lead_jax.metrics import scores
 from lead_jax.metrics.embedders import Embedder
+from lead_jax.train import inputs
 
 # captions [B], lengths [B] (frames), key -> de-normalised features [B, T >= max(lengths), D]
 GenerateFn = Callable[[list[str], np.ndarray, jax.Array], np.ndarray]
@@ -70,12 +70,13 @@ def pipeline_generator(pipeline: Any, use_projector: bool, guidance_scale: float
 
 def stream_batches(config: ml_collections.ConfigDict, text_encoder: Any,
                    split: str = "test") -> BatchesFn:
-  """A `BatchesFn` over `lead_jax.data.make_eval_stream` with `data.eval_seed = seed`."""
+  """A `BatchesFn` over the config's evaluation stream (`lead_jax.train.inputs`, either backend)
+  with `data.eval_seed = seed`."""
   def batches(seed: int):
     cfg = config.copy_and_resolve_references()
     with cfg.unlocked():
       cfg.data.eval_seed = int(seed)
-    return iter(data.make_eval_stream(cfg, text_encoder, split=split))
+    return iter(inputs.make_eval_stream(cfg, text_encoder, split=split))
 
   return batches
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lead_jax.buckets import next_pow2
+from lead_jax.text.base import next_pow2
 from lead_jax.errors import InputError
 from lead_jax.text.base import ExtraTokens, TextEncoder, TokenBatch
 

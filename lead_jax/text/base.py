@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lead_jax.buckets import next_pow2
 from lead_jax.errors import ConfigError, InputError
 
 
@@ -113,6 +112,12 @@ class TokenBatch:
   @property
   def shape(self) -> tuple[int, int]:
     return tuple(self.ids.shape)
+
+
+def next_pow2(n: int, smallest: int = 1) -> int:
+  """Smallest power of two >= n, at least `smallest` (returned as is when n <= smallest): padding
+  lengths, so jitted code compiles once per bucket (`next_pow2(70, smallest=64)` is 128)."""
+  return max(int(smallest), 1 << max(int(n) - 1, 0).bit_length())
 
 
 def _bucket(length: int, max_length: int, smallest: int = 16) -> int:
