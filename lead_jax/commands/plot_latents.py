@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  from lead_jax.evaluation import latents as split_latents  # pylint: disable=import-outside-toplevel
   from lead_jax.evaluation import tsne  # pylint: disable=import-outside-toplevel
   out = pathlib.Path(args.out)
   if out.suffix.lower() != ".png":
@@ -44,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
   for name in ("max_motions", "top", "iterations", "batch_size"):
     if getattr(args, name) < 1:
       raise InputError(f"--{name.replace('_', '-')} must be >= 1, found {getattr(args, name)}")
-  models = tsne.load_latent_models(args.workdir, vae_workdir=args.vae_workdir or None)
-  latents = tsne.encode_split(models, args.data_dir or None, args.split,
+  models = split_latents.load_latent_models(args.workdir, vae_workdir=args.vae_workdir or None)
+  latents = split_latents.encode_split(models, args.data_dir or None, args.split,
                               max_motions=args.max_motions, seed=args.seed,
                               batch_size=args.batch_size)
-  labels = tsne.split_labels(latents, args.label, args.top)
+  labels = split_latents.split_labels(latents, args.label, args.top)
   summary = tsne.latent_figure(latents, labels, out, seed=args.seed, perplexity=args.perplexity,
                                num_iters=args.iterations)
   print(f"{summary['num_motions']} motions of split '{args.split}', perplexity "

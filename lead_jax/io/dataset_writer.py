@@ -32,11 +32,16 @@ import json
 import pathlib
 from typing import Mapping, Sequence
 
+import jax
 import numpy as np
+from tqdm import tqdm
 
 from lead_jax.errors import ConfigError, InputError
 from lead_jax.io.captions import swap_left_right
 from lead_jax.io.pos_tags import text_line
+from lead_jax.motion.features import extract_features_batch, recover_from_ric
+from lead_jax.motion.mirror import mirror_joints
+from lead_jax.motion.normalize import compute_mean_std
 
 SPLITS = ("train", "val", "test")
 JOINTS_NUM = 22
@@ -89,8 +94,6 @@ def bucket_length(num_frames: int, smallest: int = 64) -> int:
 
 @functools.cache
 def _jitted_recover():
-  import jax  # pylint: disable=g-import-not-at-top
-  from lead_jax.motion.features import recover_from_ric  # pylint: disable=g-import-not-at-top
   return jax.jit(recover_from_ric, static_argnums=1)
 
 
@@ -102,7 +105,6 @@ def process_clip(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   minimum / first frame, the forward-direction smoothing extends edges by the nearest value anyway,
   and the other features are per frame or causal. Padding bounds the compiles to one per bucket.
   """
-  from lead_jax.motion.features import extract_features_batch  # pylint: disable=g-import-not-at-top
   num = joints.shape[0]
   padded = np.concatenate([joints, np.repeat(joints[-1:], bucket_length(num) - num, axis=0)])
   features = np.asarray(extract_features_batch(padded[None], "t2m"), np.float32)[0]
@@ -131,8 +133,6 @@ def write_dataset(clips: Mapping[str, np.ndarray], captions: Mapping[str, Sequen
     The report written to `import_report.json`: {"kept": {id: frames}, "skipped": {id: reason},
     "failures": {...}, "splits": {split: [ids]}}.
   """
-  from lead_jax.motion.mirror import mirror_joints  # pylint: disable=g-import-not-at-top
-  from lead_jax.motion.normalize import compute_mean_std  # pylint: disable=g-import-not-at-top
 
   out = pathlib.Path(out_dir)
   for sub in ("new_joints", "new_joint_vecs", "texts"):
@@ -144,7 +144,6 @@ def write_dataset(clips: Mapping[str, np.ndarray], captions: Mapping[str, Sequen
 
   items = sorted(clips.items())
   if progress:
-    from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     items = tqdm(items, desc="features", unit="clip")
   for clip_id, joints in items:
     try:

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from lead_jax.io.export import features_to_bvh
+from lead_jax.io.render import render_animation
+
 FOLDERS = ("features", "joints", "bvh", "animations")
 
 
@@ -31,8 +34,6 @@ def save_generation(result: Mapping[str, Any], out: str | pathlib.Path, *, promp
     [{prompt, sample, length, projector, features, joints, bvh, animation}] (paths relative to
     `out`; `bvh` is None for non-HumanML3D widths or when disabled, `animation` likewise).
   """
-  from lead_jax.io.export import features_to_bvh  # pylint: disable=import-outside-toplevel
-  from lead_jax.io.render import render_animation  # pylint: disable=import-outside-toplevel
 
   out = pathlib.Path(out)
   for folder in FOLDERS:

@@ -24,12 +24,13 @@ import numpy as np
 
 from lead_jax.errors import InputError
 from lead_jax.io.arrays import load_npy
+from lead_jax.motion.features import features_dim, recover_from_ric
+from lead_jax.motion.skeleton import skeleton_for_joints
 
 _CHAIN_COLORS = ("#d62728", "#1f77b4", "#222222", "#ff7f0e", "#17becf")  # t2m: R leg, L leg, spine, R arm, L arm
 
 
 def _skeleton(joints_num: int):
-  from lead_jax.motion.skeleton import skeleton_for_joints  # pylint: disable=g-import-not-at-top
   return skeleton_for_joints(joints_num)
 
 
@@ -42,7 +43,6 @@ def load_motion(path: str | pathlib.Path, mean: np.ndarray | None = None,
 def as_joints(data: np.ndarray, mean: np.ndarray | None = None, std: np.ndarray | None = None,
               source: str = "motion") -> np.ndarray:
   """joints [T, J, 3] (returned as is) or features [T, D] (recovered) -> joints [T, J, 3]."""
-  from lead_jax.motion.features import features_dim, recover_from_ric  # pylint: disable=g-import-not-at-top
   data = np.asarray(data, np.float32)
   if data.ndim == 3 and data.shape[-1] == 3 and data.shape[1] in (21, 22):
     joints = data

@@ -11,7 +11,7 @@ from sklearn import manifold, metrics
 
 from lead_jax import cli
 from lead_jax.errors import InputError
-from lead_jax.evaluation import tsne
+from lead_jax.evaluation import latents, tsne
 
 
 def _clusters(n_per=40, k=4, dim=10, spread=8.0, seed=0):
@@ -103,20 +103,20 @@ def test_knn_accuracy_hand_case():
 def test_caption_verbs_and_content_labels(humanml3d_dir):
   from lead_jax.data import layout
   captions = layout.read_captions(humanml3d_dir / "texts" / "000000.txt")
-  assert [tsne.caption_verb(c) for c in captions] == ["kick", "kick", "kick", "fly"]
-  assert tsne.clip_verb(captions) == "kick"
-  assert tsne.caption_verb("a person stands up and waves both hands.") == "wave"
-  assert tsne.caption_verb("someone is walking.") == "walk"
-  assert tsne.caption_verb("a person stands still.") == "stand"
-  assert tsne.caption_verb("the left arm.") is None
-  assert tsne.clip_verb(["a man runs.", "a man jumps.", "someone jumps high."]) == "jump"
-  assert tsne.clip_verb(["the left arm."]) == "none"
-  assert tsne.content_label("dataset-2_wave-left-hand_elderly_002") == "wave-left-hand"
-  assert tsne.content_label("Mdataset-1_walk_happy_001") == "walk"
-  assert tsne.content_label("humanoid3d_dance_a") == "dance_a"
+  assert [latents.caption_verb(c) for c in captions] == ["kick", "kick", "kick", "fly"]
+  assert latents.clip_verb(captions) == "kick"
+  assert latents.caption_verb("a person stands up and waves both hands.") == "wave"
+  assert latents.caption_verb("someone is walking.") == "walk"
+  assert latents.caption_verb("a person stands still.") == "stand"
+  assert latents.caption_verb("the left arm.") is None
+  assert latents.clip_verb(["a man runs.", "a man jumps.", "someone jumps high."]) == "jump"
+  assert latents.clip_verb(["the left arm."]) == "none"
+  assert latents.content_label("dataset-2_wave-left-hand_elderly_002") == "wave-left-hand"
+  assert latents.content_label("Mdataset-1_walk_happy_001") == "walk"
+  assert latents.content_label("humanoid3d_dance_a") == "dance_a"
   with pytest.raises(InputError, match="--label verb"):
-    tsne.content_label("012314")
-  assert tsne.top_labels(list("aabbbcd"), 2) == ["a", "a", "b", "b", "b", "other", "other"]
+    latents.content_label("012314")
+  assert latents.top_labels(list("aabbbcd"), 2) == ["a", "a", "b", "b", "b", "other", "other"]
 
 
 # ---- the command --------------------------------------------------------------------------------
