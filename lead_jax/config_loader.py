@@ -163,9 +163,11 @@ def require_fields(config: Mapping, fields: Mapping[str, Iterable[str]], reader:
   """
   missing = []
   for section, names in fields.items():
-    node = config[section] if section and section in config else (None if section else config)
-    prefix = f"config.{section}." if section else "config."
-    missing += [prefix + name for name in names if node is None or name not in node]
+    if not section:
+      node, prefix = config, "config."
+    else:
+      node, prefix = (config[section] if section in config else {}), f"config.{section}."
+    missing += [prefix + name for name in names if name not in node]
   if missing:
     raise ConfigError(f"{reader} reads {', '.join(missing)}, missing from the config (build the "
                       "sections with configs/train_common.py, which holds their defaults)")

@@ -32,7 +32,7 @@ FIELDS = {"loss": ("w_rec", "w_align", "w_kl", "kl_eps", "latent"), "train": ("e
 
 def loss_weights(config) -> tuple[float, float, float]:
   """(w_rec, w_align, w_kl) of `config.loss` (0 removes a term)."""
-  require_fields(config, FIELDS, "lead_jax.train.projector")
+  require_fields(config, {"loss": FIELDS["loss"]}, "lead_jax.train.projector")
   loss_cfg = config.loss
   return (float(loss_cfg.w_rec), float(loss_cfg.w_align), float(loss_cfg.w_kl))
 
@@ -56,8 +56,8 @@ def make_loss_fn(model, vae, config) -> LossFn:
 
 def make_eval_fn(model, vae, config, eval_stream, frozen):
   """`eval_fn(state) -> {loss, rec, align, kl}` averaged over evaluation batches (valid rows)."""
-  weights = loss_weights(config)
-  limit = int(config.train.eval_batches)
+  require_fields(config, FIELDS, "lead_jax.train.projector.make_eval_fn")
+  weights, limit = loss_weights(config), int(config.train.eval_batches)
 
   @jax.jit
   def eval_step(params, batch, frozen):
