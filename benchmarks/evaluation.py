@@ -97,7 +97,7 @@ def replication_row(workdir: str | None, data_dir: str | None) -> tuple[str, flo
                        for t in texts]).astype(np.float32)
 
   if workdir:
-    from lead_jax.pipeline import Pipeline
+    from lead_jax.generate import Pipeline
     pipe = Pipeline.from_workdir(workdir)
     text_encoder = pipe.text_encoder
     methods = {"LEAD": protocol.pipeline_generator(pipe, pipe.has_projector)}

@@ -6,8 +6,9 @@ Data: a HumanML3D-layout folder written to a temporary directory from the real c
 ../shared/data/humanml3d (each real clip also as sub-clips starting 2, 4, ... frames later, so the
 split has `--clips` clips of realistic lengths, 2 captions each). Text embeddings: a 768-dim
 (CLIP-sized) deterministic hashing encoder, paid once by the cache like any encoder.
-Measured: batches/s of `make_train_stream` with the tf.data backend (TFDS records prepared first)
-and the NumPy backend (prefetch thread on and off), steady state after warm-up, on this machine.
+Measured: batches/s of `lead_jax.train.inputs.make_train_stream` with the tf.data backend (TFDS
+records prepared first) and the NumPy backend (grain prefetch thread on and off), steady state after
+warm-up, on this machine.
 Baseline: steps/s of the real stage-2 step (`lead_jax.train.step.make_train_program` with
 `lead_jax.train.denoiser.make_loss_fn`: frozen MLD VAE encode + denoiser forward/backward + AdamW)
 at the paper's model size (configs/denoiser_humanml3d.py), same batch size. Target: input >= 5x.
@@ -19,17 +20,23 @@ import argparse
 import hashlib
 import os
 import pathlib
+import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # configs/
 
 import jax  # pylint: disable=wrong-import-position
 import ml_collections  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
-from lead_jax import data  # pylint: disable=wrong-import-position
+from configs import denoiser_humanml3d, train_common  # pylint: disable=wrong-import-position
+from lead_jax.models import build_denoiser, build_vae, init_params  # pylint: disable=wrong-import-position
+from lead_jax.train import denoiser, inputs  # pylint: disable=wrong-import-position
+from lead_jax.train import mesh as mesh_lib  # pylint: disable=wrong-import-position
+from lead_jax.train.step import make_train_program  # pylint: disable=wrong-import-position
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("LEAD_JAX_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -72,9 +79,9 @@ def write_folder(out: pathlib.Path, num_clips: int) -> pathlib.Path:
 def make_config(folder, tmp, batch, backend, prefetch) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.data = ml_collections.ConfigDict(dict(
-      dir=str(folder), builder="humanml3d", backend=backend, batch_size=batch, prefetch=prefetch,
-      tfds_dir=str(tmp / "tfds"), text_cache_dir=str(tmp / "cache")))
+  c.data = train_common.data_config(str(folder), "humanml3d", batch_size=batch)
+  c.data.update(backend=backend, prefetch=prefetch, tfds_dir=str(tmp / "tfds"),
+                text_cache_dir=str(tmp / "cache"))
   return c
 
 
@@ -90,10 +97,6 @@ def batches_per_second(stream, seconds: float, warmup: int = 3) -> float:
 
 def denoiser_steps_per_second(batch: int, seconds: float) -> float:
   """The real stage-2 step at paper size (VAE 18.0M frozen, denoiser 8.3M, CLIP-sized text)."""
-  from configs import denoiser_humanml3d, train_common  # pylint: disable=import-outside-toplevel
-  from lead_jax.models import build_denoiser, build_vae, init_params  # pylint: disable=import-outside-toplevel
-  from lead_jax.train import denoiser, mesh as mesh_lib  # pylint: disable=import-outside-toplevel
-  from lead_jax.train.step import make_train_program  # pylint: disable=import-outside-toplevel
   config = train_common.denoiser_training(denoiser_humanml3d.get_config(), num_steps=1000,
                                           batch_size=batch)
   mesh = mesh_lib.make_mesh(config)
@@ -136,17 +139,17 @@ def main() -> None:
     rows = []
     for batch in args.batches:
       row = {"batch": batch}
-      for name, backend, prefetch in (("tf.data", "tf", 2), ("numpy+thread", "numpy", 2),
+      for name, backend, prefetch in (("tf.data", "tf", 2), ("numpy+grain", "numpy", 2),
                                       ("numpy", "numpy", 0)):
         t0 = time.perf_counter()
-        stream = data.make_train_stream(make_config(folder, tmp, batch, backend, prefetch),
-                                        HashEncoder(), None, 0, 1)
+        stream = inputs.make_train_stream(make_config(folder, tmp, batch, backend, prefetch),
+                                          HashEncoder(), 0, 1)
         row[f"{name} setup s"] = time.perf_counter() - t0
         row[name] = batches_per_second(stream, args.seconds)
         stream.close()
       if not args.no_step:
         row["denoiser step/s"] = denoiser_steps_per_second(batch, args.seconds)
-        row["min ratio"] = min(row[k] for k in ("tf.data", "numpy+thread", "numpy")) / \
+        row["min ratio"] = min(row[k] for k in ("tf.data", "numpy+grain", "numpy")) / \
             row["denoiser step/s"]
       rows.append(row)
   keys = list(rows[0])

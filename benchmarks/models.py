@@ -3,9 +3,9 @@
 Modules (all jitted in JAX with the XLA options of the library's float32 programs,
 `lead_jax.models.precision.compiler_options`; parameters passed as arguments, compile time
 reported separately):
-  vae_encode   MLD motion VAE encode, batch 64 x 196 frames x 263   (torch: reference.torch_mld.MldVae)
-  vae_decode   MLD motion VAE decode to 196 frames                    (torch: reference.torch_mld.MldVae)
-  denoiser     MLD latent denoiser, one step at batch 256              (torch: reference.torch_mld.MldDenoiser)
+  vae_encode   MLD motion VAE encode, batch 64 x 196 frames x 263   (torch: torch_reference.MldVae)
+  vae_decode   MLD motion VAE decode to 196 frames                    (torch: torch_reference.MldVae)
+  denoiser     MLD latent denoiser, one step at batch 256              (torch: torch_reference.MldDenoiser)
   clip         CLIP ViT-L/14 text tower + projection, batch 64 x 77 tokens, random weights
                (torch: transformers CLIPTextModelWithProjection from a config, random weights)
   minilm       all-MiniLM-L6-v2 mean-pooled + L2-normalised, batch 64 x 32 tokens, installed weights
@@ -108,7 +108,7 @@ def _lengths(rng: np.random.Generator, batch: int, frames: int) -> np.ndarray:
 def vae_cases(batch: int, frames: int, rng: np.random.Generator) -> list[Case]:
   import torch  # pylint: disable=import-outside-toplevel
   from lead_jax.models import MotionVAE, init_params  # pylint: disable=import-outside-toplevel
-  from lead_jax.reference.torch_mld import MldVae  # pylint: disable=import-outside-toplevel
+  from benchmarks.torch_reference import MldVae  # pylint: disable=import-outside-toplevel
   vae = MotionVAE()
   params = init_params("vae", vae, jax.random.key(0))
   feats = rng.standard_normal((batch, frames, vae.nfeats)).astype(np.float32)
@@ -137,7 +137,7 @@ def vae_cases(batch: int, frames: int, rng: np.random.Generator) -> list[Case]:
 def denoiser_case(batch: int, rng: np.random.Generator) -> Case:
   import torch  # pylint: disable=import-outside-toplevel
   from lead_jax.models import LatentDenoiser, init_params  # pylint: disable=import-outside-toplevel
-  from lead_jax.reference.torch_mld import MldDenoiser  # pylint: disable=import-outside-toplevel
+  from benchmarks.torch_reference import MldDenoiser  # pylint: disable=import-outside-toplevel
   den = LatentDenoiser(text_dim=768)
   params = init_params("denoiser", den, jax.random.key(1))
   z = rng.standard_normal((batch, 1, den.latent_dim)).astype(np.float32)
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
   thread_counts = [n or default_threads for n in args.torch_threads]
   print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs); "
         f"torch {torch.__version__}, best of {thread_counts} threads (thr column); "
-        f"median of {args.repeats} calls; baseline = PyTorch (torch_mld / transformers)")
+        f"median of {args.repeats} calls; baseline = PyTorch (torch_reference / transformers)")
   print(HEADER)
   print("-" * len(HEADER), flush=True)
   for case in build_cases(args):  # rows print as they finish (the big ones take minutes)

@@ -8,7 +8,7 @@ on both sides; 196 frames, 50 guided DDIM steps at scale 7.5, then decoding):
   jax bf16     the same with the matmul kernels cast to bfloat16 (`precision.cast_matmul_weights`:
                bfloat16 x bfloat16 -> float32 matmuls, everything else float32)
   +proj        the same with LEAD's projector round trip D_proj(E_proj(z0)) (projector overhead %)
-  torch f32    `lead_jax.reference.torch_mld.MLDModel` as MLD samples: a Python loop over the 50
+  torch f32    `benchmarks.torch_reference.MLDModel` as MLD samples: a Python loop over the 50
                timesteps calling the denoiser on [uncond; cond], DDIM step in torch, then VAE decode and
                de-normalisation (no joints), `torch.inference_mode`, eval mode
   torch bf16   the same loop under `torch.autocast("cpu", dtype=torch.bfloat16)` (the like-for-like
@@ -52,7 +52,8 @@ import numpy as np  # noqa: E402
 from lead_jax.diffusion import schedulers  # noqa: E402
 from lead_jax.models import (LatentDenoiser, MotionVAE, Projector, init_params,  # noqa: E402
                              precision)
-from lead_jax.pipeline import motion_keys, synthesize  # noqa: E402
+from lead_jax.diffusion import motion_keys  # noqa: E402
+from lead_jax.generate.synthesis import synthesize  # noqa: E402
 
 FRAMES = 196
 
@@ -131,7 +132,7 @@ def main() -> int:
   if not args.skip_torch:
     import torch  # pylint: disable=import-outside-toplevel
     from lead_jax.convert.mld_ckpt import state_dict_to_params  # pylint: disable=import-outside-toplevel
-    from lead_jax.reference.torch_mld import MLDModel  # pylint: disable=import-outside-toplevel
+    from benchmarks.torch_reference import MLDModel  # pylint: disable=import-outside-toplevel
     torch.manual_seed(0)
     model = MLDModel(263, text_dim).eval()
     vae_params, den_params = state_dict_to_params(model.state_dict())
@@ -149,7 +150,7 @@ def main() -> int:
   dtypes = ("float32", "bfloat16")
   programs = {
       (dtype, use): jax.jit(functools.partial(synthesize, vae, den, proj if use else None,
-                                              max_frames=FRAMES, joints_num=22),
+                                              frames=FRAMES, joints_num=22),
                             compiler_options=precision.compiler_options(dtype))
       for dtype in dtypes for use in (False, True)}
   cast = {dtype: precision.cast_matmul_weights(params, dtype) for dtype in dtypes}
@@ -203,7 +204,7 @@ def main() -> int:
         "bf16/bf16: both bfloat16); jax mot/s in bf16")
 
   if not args.skip_generate or not args.skip_mti:
-    from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
+    from lead_jax.generate import Pipeline  # pylint: disable=import-outside-toplevel
     from lead_jax.text import load_text_encoder  # pylint: disable=import-outside-toplevel
     encoder = load_text_encoder("minilm")
     small_den, small_proj = LatentDenoiser(text_dim=384), Projector(text_dim=384)
@@ -228,13 +229,15 @@ def main() -> int:
         print(f"{batch:>5} | {dtype:>8} | {t:>7.3f} | {batch / t:>7.2f} | {first - t:>9.1f} | "
               f"{peak_rss_mib():>8.0f}", flush=True)
   if not args.skip_mti:
-    from lead_jax import inversion  # pylint: disable=import-outside-toplevel
+    from lead_jax.commands.pipeline_args import inversion_config  # pylint: disable=import-outside-toplevel
+    from lead_jax.train import inversion  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng(0)
     motions = [mean + std * rng.normal(size=(120, 263)).astype(np.float32)]
     print("\nMTI (lead space, batch 4 x 64 frames, MiniLM, full-size models)")
     for dtype, pipe in pipes.items():
       run = inversion.invert(pipe, motions, f"<dance-{dtype}>", "walk",
-                             inversion.InversionSettings(space="lead", steps=6))
+                             inversion.InversionSettings.from_config(
+                                 inversion_config(None), space="lead", steps=6))
       print(f"  {dtype}: {run.seconds_per_step:.3f} s/step after a {run.compile_seconds:.1f} s "
             f"first step; peak {peak_rss_mib():.0f} MiB")
   return 0

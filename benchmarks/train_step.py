@@ -12,7 +12,7 @@ state donated, AdamW (lr 1e-4, wd 0.01), metrics (loss terms, grad and param nor
   projector  frozen VAE encode (sampled z) + projector E/D forward/backward, LEAD Eq. 7
              (rec 4.7036, align 2.1591, kl 0.0596), AdamW.
 Baseline (PyTorch, eager, same CPU, same batch, `--torch-threads` intra-op threads): the same step
-re-stated with `lead_jax.reference.torch_mld` (MLD's VAE and denoiser, sequence-first, as MLD) and,
+re-stated with `benchmarks/torch_reference.py` (MLD's VAE and denoiser, sequence-first, as MLD) and,
 below, a compact torch projector (same architecture as lead_jax/models/projector.py) and the three
 losses; `torch.optim.AdamW` (`--torch-adamw`, default fused), grad and param norms computed too.
 
@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -53,7 +54,7 @@ from torch import nn  # noqa: E402
 from lead_jax.config_loader import load_config  # noqa: E402
 from lead_jax.models import build_denoiser, build_projector, build_vae, count_params  # noqa: E402
 from lead_jax.models import init_params  # noqa: E402
-from lead_jax.reference import torch_mld  # noqa: E402
+from benchmarks import torch_reference as torch_mld  # noqa: E402
 from lead_jax.train import mesh as mesh_lib  # noqa: E402
 from lead_jax.train import denoiser as denoiser_stage  # noqa: E402
 from lead_jax.train import projector as projector_stage  # noqa: E402

@@ -11,6 +11,7 @@ weight decay 0.01, constant rate, no clipping, fp32, no EMA, data parallel over 
 from __future__ import annotations
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def mesh_config(data: int = -1, fsdp: int = 1) -> ml_collections.ConfigDict:
@@ -37,13 +38,18 @@ def train_loop_config(num_steps: int) -> ml_collections.ConfigDict:
 
 def data_config(data_dir: str = "", builder: str = "humanml3d", batch_size: int = 64,
                 max_len: int = 196) -> ml_collections.ConfigDict:
-  """Fields read by `lead_jax.data.make_train_stream` (see that module for their meaning)."""
+  """Every field `lead_jax.data.data_options` reads (their meaning: `lead_jax/data/options.py`).
+
+  None values (typed placeholders, so `--config.data.fps=20` parses): `seed` -> the run's
+  `config.seed`, `fps` -> the dataset kind's frame rate (20; KIT-ML 12.5), `tfds_dir` -> TFDS's
+  default folder, `max_clip_len` -> no clip dropped, `text_cache_dir` -> embeddings kept in memory.
+  """
   return ml_collections.ConfigDict({
-      "dir": data_dir, "builder": builder, "backend": "numpy", "batch_size": batch_size,
-      "split": "train", "eval_split": "test", "min_len": 40, "max_len": max_len,
-      "unit_length": 4, "max_clip_len": ml_collections.config_dict.placeholder(int),
-      "shuffle_buffer": 0, "prefetch": 2,
-      "text_cache_dir": ml_collections.config_dict.placeholder(str)})  # None: typed for overrides
+      "dir": data_dir, "builder": builder, "backend": "numpy", "tfds_dir": placeholder(str),
+      "batch_size": batch_size, "split": "train", "eval_split": "test", "min_len": 40,
+      "max_len": max_len, "unit_length": 4, "fps": placeholder(float),
+      "max_clip_len": placeholder(int), "shuffle_buffer": 0, "prefetch": 2,
+      "seed": placeholder(int), "eval_seed": 0, "text_cache_dir": placeholder(str)})
 
 
 def dependencies_config() -> ml_collections.ConfigDict:

@@ -1,6 +1,6 @@
 """TFDS builder `humanml3d`: the HumanML3D dataset from the folder a user already has.
 
-  builder = data_pipeline.humanml3d.Humanml3d(data_dir="~/tensorflow_datasets")
+  builder = lead_jax_data_pipeline.humanml3d.Humanml3d(data_dir="~/tensorflow_datasets")
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir="/path/to/HumanML3D"))
   ds = builder.as_dataset(split="train")
@@ -8,7 +8,7 @@
 
 import tensorflow_datasets as tfds
 
-from data_pipeline.builder_base import ManualLayoutBuilder
+from .builder_base import ManualLayoutBuilder
 
 
 class Humanml3d(ManualLayoutBuilder):

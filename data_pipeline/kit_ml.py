@@ -1,13 +1,13 @@
 """TFDS builder `kit_ml`: the KIT Motion-Language dataset in the HumanML3D layout.
 
-  builder = data_pipeline.kit_ml.KitMl(data_dir="~/tensorflow_datasets")
+  builder = lead_jax_data_pipeline.kit_ml.KitMl(data_dir="~/tensorflow_datasets")
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir="/path/to/KIT-ML"))
 """
 
 import tensorflow_datasets as tfds
 
-from data_pipeline.builder_base import ManualLayoutBuilder
+from .builder_base import ManualLayoutBuilder
 
 
 class KitMl(ManualLayoutBuilder):

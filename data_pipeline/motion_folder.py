@@ -1,8 +1,9 @@
 """TFDS builders for data you made: `motion_folder` (any `lead-jax import` output) and `deepmimic`.
 
-  builder = data_pipeline.motion_folder.MotionFolder(source_dir="data/bandai", data_dir=tfds_dir)
+  from lead_jax_data_pipeline.motion_folder import Deepmimic, MotionFolder
+  builder = MotionFolder(source_dir="data/bandai", data_dir=tfds_dir)
   builder.download_and_prepare()     # no manual steps: the folder is read where it is
-  builder = data_pipeline.motion_folder.Deepmimic(data_dir=tfds_dir)   # imports the pybullet clips
+  builder = Deepmimic(data_dir=tfds_dir)   # imports the pybullet clips on first use
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import re
 import numpy as np
 import tensorflow_datasets as tfds
 
-from data_pipeline.builder_base import MotionLayoutBuilder
 from lead_jax.data import datasets, layout
 from lead_jax.errors import ConfigError
+
+from .builder_base import MotionLayoutBuilder
 
 
 def _folder_config(root: pathlib.Path) -> tfds.core.BuilderConfig:

@@ -246,7 +246,7 @@ def load_params(workdir: str | pathlib.Path, item: str = "params", *, target: An
       raise WeightsError(f"checkpoint {step_dir}/{item} is unreadable (metadata): "
                          f"{type(e).__name__}: {e}") from e
     if target is not None:
-      _check_matches(saved, target, f"{step_dir}/{item}")
+      check_matches(saved, target, f"{step_dir}/{item}")
     else:
       target = saved
     return ckpt.restore({item: target}, step=step).arrays[item]
@@ -254,7 +254,9 @@ def load_params(workdir: str | pathlib.Path, item: str = "params", *, target: An
     ckpt.close()
 
 
-def _check_matches(saved: Any, target: Any, where: str) -> None:
+def check_matches(saved: Any, target: Any, where: str) -> None:
+  """Raises `WeightsError` (missing / unexpected / mis-shaped leaves) unless `saved` has
+  `target`'s tree and shapes; `where` names the checkpoint item in the message."""
   flat_saved = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(saved)}
   flat_target = {jax.tree_util.keystr(k): v
                  for k, v in jax.tree_util.tree_leaves_with_path(target)}

@@ -169,7 +169,7 @@ def compare_precisions(pipe: Any, seed: int,
   """The demo prompts (LEAD) with `pipe` (float32) and with bfloat16 matmuls, same seed: how far
   the joints move (metres, over valid frames) and the seconds per call after compilation."""
   import jax  # pylint: disable=g-import-not-at-top
-  from lead_jax.pipeline import Pipeline  # pylint: disable=g-import-not-at-top
+  from lead_jax.generate import Pipeline  # pylint: disable=g-import-not-at-top
 
   texts, lengths = [p for p, _ in prompts], [n for _, n in prompts]
   pipes = {"float32": pipe,
@@ -287,7 +287,7 @@ def run_demo(out: str | pathlib.Path, stages: Sequence[str] = ALL_STAGES, steps_
   if "train" in stages:
     summary["train"] = train_demo_stages(data_dir, out / "workdirs", steps_scale)
   if "sample" in stages:
-    from lead_jax.pipeline import Pipeline  # pylint: disable=g-import-not-at-top
+    from lead_jax.generate import Pipeline  # pylint: disable=g-import-not-at-top
     pipe = Pipeline.from_workdir(out / "workdirs" / "projector")
     summary["sample"] = sample_demo_motions(pipe, out / "samples", seed)
     summary["precision"] = compare_precisions(pipe, seed)

@@ -154,8 +154,16 @@ def dependency_workdir(config: Mapping[str, Any], kind: str) -> str:
 
 
 def load_dependency(config: Mapping[str, Any], kind: str) -> Stage:
-  """The frozen `kind` stage a later stage's config names (`dependencies.<kind>_workdir`)."""
-  return load_stage(dependency_workdir(config, kind), kind)
+  """The frozen `kind` stage a later stage's config names (`dependencies.<kind>_workdir`).
+
+  When the config also describes that stage's model (e.g. a denoiser config's `vae` section), the
+  dependency's weights must fit it: `WeightsError` naming the checkpoint item otherwise.
+  """
+  stage = load_stage(dependency_workdir(config, kind), kind)
+  if kind in config:
+    where = f"{checkpoints.checkpoint_dir(stage.workdir)}/{stage.step}/{stage.item}"
+    checkpoints.check_matches(stage.params, module_shapes(kind, build_module(kind, config)), where)
+  return stage
 
 
 def dataset_stats(config: Mapping[str, Any], data_dir: str | os.PathLike | None = None,

@@ -15,7 +15,7 @@ from gen_stages import write_tiny_bert, write_tiny_clip, write_tiny_stages
 from lead_jax import cli
 from lead_jax.diffusion import schedulers
 from lead_jax.errors import ConfigError, InputError, MissingFileError
-from lead_jax.pipeline import Pipeline, sample_latents_per_motion
+from lead_jax.generate import Pipeline, prompts, synthesis
 
 pytest.importorskip("torch")
 STEPS = 4
@@ -105,7 +105,7 @@ def test_scan_matches_python_loop_of_guided_ddim(pipe):
   cond = jax.random.normal(jax.random.key(8), (3, 32))
   uncond = jax.random.normal(jax.random.key(9), (32,))
   den, params = pipe.denoiser, pipe.params["denoiser"]
-  got = sample_latents_per_motion(den, params, keys, cond, uncond, state, jnp.float32(7.5))
+  got = synthesis.sample(den, params, keys, cond, uncond, jnp.float32(7.5), state)
   z = jnp.stack([jax.random.normal(k, (1, 32)) for k in keys])
   for t, prev in zip(np.asarray(state.timesteps), np.asarray(state.prev_timesteps)):
     tt = jnp.full((6,), t)
@@ -183,7 +183,7 @@ def test_long_prompt_is_truncated_and_flagged(pipe):
 
 def test_from_mld_checkpoint(tmp_path):
   torch = pytest.importorskip("torch")
-  from lead_jax.reference.torch_mld import MLDModel
+  from benchmarks.torch_reference import MLDModel
   clip = write_tiny_clip(tmp_path / "clip", projection_dim=24)
   torch.manual_seed(0)
   model = MLDModel(263, 24, d=32, ff=64, num_layers=3, heads=2).eval()
@@ -197,13 +197,14 @@ def test_from_mld_checkpoint(tmp_path):
   assert out["features"].shape == (1, 40, 263) and not out["projector"]
   # The decode is MLD's: compare with the PyTorch VAE on the same latent (recovered by re-running
   # the sampler through the pipeline pieces).
-  tokens, _ = pipe._tokenize(["a person walks"])  # pylint: disable=protected-access
+  tokens, _ = prompts.tokenize_prompts(pipe.text_encoder, ["a person walks"],
+                                       pipe.text_encoder.no_extra_tokens())
   emb = pipe.text_encoder.embed_tokens(pipe.text_encoder.params, tokens.ids)
   pooled = pipe.text_encoder.encode_embeddings(pipe.text_encoder.params, emb, tokens)[0]
-  from lead_jax.pipeline import motion_keys
+  from lead_jax.diffusion import motion_keys
   keys = motion_keys(jax.random.key(0), np.zeros(1, int), np.zeros(1, int))
-  z0 = sample_latents_per_motion(pipe.denoiser, pipe.params["denoiser"], keys, pooled[1:2],
-                                 pooled[0], pipe.scheduler_state("ddim", STEPS), jnp.float32(7.5))
+  z0 = synthesis.sample(pipe.denoiser, pipe.params["denoiser"], keys, pooled[0:1],
+                        pipe.uncond_embedding, jnp.float32(7.5), pipe.scheduler_state("ddim", STEPS))
   with torch.no_grad():
     ref = model.vae.decode(torch.from_numpy(np.array(z0)).permute(1, 0, 2),
                            torch.tensor([40]), 40).numpy()

@@ -8,7 +8,7 @@ an evaluator trained with `lead_jax.metrics.trainable_evaluator`.
 
 --mti runs the paper's motion-textual-inversion protocol (Sec. 5.5, Table 3) instead: a seeded
 random subset of --mti-size (100) test motions; for each, one token ("<mti-K>") is learnt from that
-motion alone with `lead_jax.inversion.invert` in each --mti-space (lead | mld | feat; steps, lr,
+motion alone with `lead_jax.train.inversion` in each --mti-space (lead | mld | feat; steps, lr,
 batch, segments from configs/inversion.py or --mti-config, --mti-steps / --mti-lr override) and
 forgotten before the next motion; --replications samples per motion are generated from
 --mti-template ("a person <*>", <*> = the token) at the motion's length, without and with the
@@ -66,9 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--mti-lr", type=float, default=None, help="Adam learning rate (config)")
   parser.add_argument("--mti-config", default=None,
                       help="inversion config file (default configs/inversion.py)")
-  parser.add_argument("--compile-cache", default=None,
-                      help="JAX persistent compilation cache folder for the MTI inversions "
-                           "(default: a temporary one; keep one to reuse compiles across runs)")
 
 
 def _eval_config(workdir: str, data_dir: str, batch_size: int):
@@ -86,40 +83,41 @@ def _eval_config(workdir: str, data_dir: str, batch_size: int):
 
 def load_embedder(args, mean: np.ndarray, std: np.ndarray):
   """The protocol embedder named by --evaluator."""
-  from lead_jax.evaluation import protocol  # pylint: disable=import-outside-toplevel
+  from lead_jax.metrics import embedders  # pylint: disable=import-outside-toplevel
   path = pathlib.Path(args.evaluator)
   if path.is_dir():
     from lead_jax import workdir  # pylint: disable=import-outside-toplevel
-    return protocol.TrainedEmbedder(workdir.load_trained_evaluator(path), mean, std)
+    return embedders.TrainedEmbedder(workdir.load_trained_evaluator(path), mean, std)
   from lead_jax.convert import t2m_ckpt  # pylint: disable=import-outside-toplevel
   if not (args.eval_mean and args.eval_std and args.glove):
     raise ConfigError("the T2M evaluator needs --glove, --eval-mean and --eval-std. "
                       + t2m_ckpt.EVALUATOR_HINT + " " + t2m_ckpt.GLOVE_HINT)
   wv = t2m_ckpt.WordVectorizer(args.glove)
   evaluator = t2m_ckpt.load_t2m_evaluator(path, args.eval_mean, args.eval_std)
-  return protocol.T2MEmbedder(evaluator, wv)
+  return embedders.T2MEmbedder(evaluator, wv)
 
 
 def mti_settings(args: argparse.Namespace):
-  """`protocol.MTISettings` from the --mti-* flags over the inversion config."""
-  from lead_jax import inversion  # pylint: disable=import-outside-toplevel
-  from lead_jax.commands import invert  # pylint: disable=import-outside-toplevel
-  from lead_jax.evaluation import protocol  # pylint: disable=import-outside-toplevel
+  """`mti.MTISettings` from the --mti-* flags over the inversion config."""
+  from lead_jax.evaluation import mti  # pylint: disable=import-outside-toplevel
+  from lead_jax.train import inversion  # pylint: disable=import-outside-toplevel
   if args.mti_size < 2:
     raise ConfigError(f"--mti-size must be >= 2, found {args.mti_size}")
   if inversion.PLACEHOLDER not in args.mti_template:
     raise ConfigError(f"--mti-template must contain {inversion.PLACEHOLDER!r}, found "
                       f"{args.mti_template!r}")
-  inv = inversion.InversionSettings.from_config(invert.load_config(args.mti_config),
+  inv = inversion.InversionSettings.from_config(pipeline_args.inversion_config(args.mti_config),
                                                 steps=args.mti_steps, learning_rate=args.mti_lr)
-  return protocol.MTISettings(inversion=inv, size=args.mti_size, spaces=tuple(args.mti_space),
+  return mti.MTISettings(inversion=inv, size=args.mti_size, spaces=tuple(args.mti_space),
                               template=args.mti_template, init_word=args.mti_init_word,
                               guidance_scale=args.guidance, steps=args.steps)
 
 
 def run(args: argparse.Namespace) -> int:
   from lead_jax.evaluation import protocol  # pylint: disable=import-outside-toplevel
-  from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
+  from lead_jax.evaluation import mti as mti_protocol  # pylint: disable=import-outside-toplevel
+  from lead_jax.evaluation import report  # pylint: disable=import-outside-toplevel
+  from lead_jax.generate import Pipeline  # pylint: disable=import-outside-toplevel
   mti = mti_settings(args) if args.mti else None
   pipe = Pipeline.from_workdir(args.workdir, data_dir=args.data_dir or None,
                                matmul_dtype=args.matmul_dtype)
@@ -131,10 +129,10 @@ def run(args: argparse.Namespace) -> int:
   if mti is not None:
     settings = protocol.ProtocolSettings(replications=args.replications, seed=args.seed,
                                          mm_prompts=0)
-    result = protocol.evaluate_mti(embedder, pipe, batches, settings, mti, mean, std, progress,
-                                  compile_cache=args.compile_cache)
-    md, js = protocol.write_report(
-        result, args.out, protocol.TABLE3_COLUMNS,
+    result = mti_protocol.evaluate_mti(embedder, pipe, batches, settings, mti, mean, std,
+                                       progress)
+    md, js = report.write_report(
+        result, args.out, report.TABLE3_COLUMNS,
         f"MTI protocol on {result['settings']['mti']['size']} {args.split} motions (Table 3)")
   else:
     common = dict(guidance_scale=args.guidance, steps=args.steps)
@@ -145,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         replications=args.replications, seed=args.seed, mm_prompts=args.mm_prompts,
         mm_repeats=args.mm_repeats)
     result = protocol.evaluate(embedder, batches, methods, settings, mean, std, progress=progress)
-    md, js = protocol.write_report(result, args.out, protocol.TABLE1_COLUMNS,
+    md, js = report.write_report(result, args.out, report.TABLE1_COLUMNS,
                                    "Text-to-motion (Table 1 layout)")
   print(md.read_text())
   print(f"wrote {md} and {js}")

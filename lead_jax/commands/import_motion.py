@@ -18,13 +18,13 @@ non-looping clips hold their last pose (disable with --no-repeat / --no-hold).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import glob
 import os
 import pathlib
 import sys
 
-from lead_jax.errors import ConfigError, InputError, LeadJaxError, MissingFileError
+from lead_jax.errors import ConfigError, MissingFileError
+from lead_jax.io import captions as cap
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,26 +73,7 @@ def expand_sources(sources: list[str], pattern: str) -> tuple[list[pathlib.Path]
   return [found[k] for k in sorted(found)], missing
 
 
-def _import_one(kind: str, path: str, options: dict):
-  """Worker: (stem, joints or None, error message or None)."""
-  stem = pathlib.Path(path).stem
-  try:
-    if kind == "bvh":
-      from lead_jax.io.retarget import import_bvh_clip  # pylint: disable=g-import-not-at-top
-      joints = import_bvh_clip(path, joint_map=options["map"], target_fps=20.0, unit=options["unit"])
-    else:
-      from lead_jax.io.deepmimic import import_deepmimic_clip  # pylint: disable=g-import-not-at-top
-      joints = import_deepmimic_clip(path, **options)
-    return stem, joints, None
-  except LeadJaxError as e:
-    return stem, None, str(e)
-  except Exception as e:  # pylint: disable=broad-except
-    # A batch keeps going: an unexpected error in one file is reported with its type.
-    return stem, None, f"{type(e).__name__}: {e}"
-
-
 def _captioner(args):
-  from lead_jax.io import captions as cap  # pylint: disable=g-import-not-at-top
   if args.captions:
     table = cap.read_captions_file(args.captions)
     return lambda stem: table.get(stem, [])
@@ -102,59 +83,37 @@ def _captioner(args):
 
 
 def run(args: argparse.Namespace) -> int:
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  from lead_jax.io.dataset_writer import write_dataset  # pylint: disable=g-import-not-at-top
+  from lead_jax.io import importer  # pylint: disable=g-import-not-at-top
 
   captioner = _captioner(args)
   if args.kind == "bvh":
-    files, missing = expand_sources(args.src, "*.bvh")
-    options = {"map": args.map, "unit": args.unit}
     from lead_jax.io.retarget import load_joint_map  # pylint: disable=g-import-not-at-top
     load_joint_map(args.map)  # fail early on a bad --map
+    files, missing = expand_sources(args.src, "*.bvh")
   else:
     from lead_jax.io.deepmimic import list_deepmimic_clips  # pylint: disable=g-import-not-at-top
     files, missing = (expand_sources([args.src], "humanoid3d_*.txt") if args.src
                       else (list_deepmimic_clips(), []))
-    options = {"min_seconds": args.min_seconds, "repeat_loops": not args.no_repeat,
-               "hold_short": not args.no_hold, "ground": args.ground}
   if not files:
     raise MissingFileError(f"no input files found in {args.src}"
                            + (f" ({', '.join(missing)})" if missing else ""))
 
-  clips, captions = {}, {}
   failures = {src: "no such file (or no file matches the pattern)" for src in missing}
-  workers = max(1, int(getattr(args, "workers", 1) or 1))
-  jobs = [(args.kind, str(f), options) for f in files]
-  if workers == 1:
-    results = (_import_one(*job) for job in jobs)
+  common = dict(captioner=captioner, min_len=args.min_len, mirror=args.mirror, seed=args.seed,
+                failures=failures, workers=max(1, int(getattr(args, "workers", 1) or 1)),
+                progress=True)
+  if args.kind == "bvh":
+    report = importer.import_clips("bvh", files, args.out, options={"joint_map": args.map,
+                                                                    "unit": args.unit}, **common)
   else:
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers)
-    results = pool.map(_import_one, *zip(*jobs))
-  for stem, joints, error in tqdm(results, total=len(jobs), desc=f"import {args.kind}", unit="clip"):
-    if stem in clips or stem in failures:
-      error = error or f"duplicate clip id {stem!r} (file stems must be unique)"
-    if error is None:
-      try:
-        texts = captioner(stem)
-      except (InputError, ConfigError) as e:
-        error = f"caption: {e}"
-      else:
-        if not texts:
-          error = "no caption for this clip (not in the captions file?)"
-    if error is not None:
-      failures[stem] = error
-      continue
-    clips[stem], captions[stem] = joints, texts
-  if workers > 1:
-    pool.shutdown()
-
-  report = write_dataset(clips, captions, args.out, min_len=args.min_len, mirror=args.mirror,
-                         seed=args.seed, failures=failures, progress=True)
+    report = importer.import_deepmimic_dataset(
+        args.out, files, min_seconds=args.min_seconds, repeat_loops=not args.no_repeat,
+        hold_short=not args.no_hold, ground=args.ground, **common)
   kept, skipped = report["kept"], report["skipped"]
   print(f"wrote {len(kept)} clips to {args.out} "
         f"(train {len(report['splits']['train'])}, val {len(report['splits']['val'])}, "
         f"test {len(report['splits']['test'])})")
-  problems = {**failures, **skipped}
+  problems = {**report["failures"], **skipped}
   if problems:
     print(f"{len(problems)} clip(s) not imported:", file=sys.stderr)
     for name, reason in sorted(problems.items()):

@@ -10,18 +10,16 @@ Usage:
 Motions are `.npy` features [T, 263] (de-normalised, as in new_joint_vecs/) or joints [T, 22, 3]
 (converted with the HumanML3D feature extraction). `--space`: lead (projector space, needs the
 projector's workdir), mld (epsilon MSE in the VAE latent space) or feat (decoded features).
-Defaults come from configs/inversion.py (or --config FILE); flags override them. The concept file
+Settings come from configs/inversion.py (or --config FILE); flags override them. The concept file
 holds the token, its embedding, the text encoder it belongs to and the settings.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import pathlib
 
 from lead_jax.commands import pipeline_args
-from lead_jax.errors import ConfigError, MissingFileError
+from lead_jax.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,26 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   pipeline_args.add_pipeline_arguments(parser)
 
 
-def load_config(path: str | None):
-  """`get_config()` of the given file, or of configs/inversion.py."""
-  if path is None:
-    from configs import inversion  # pylint: disable=import-outside-toplevel
-    return inversion.get_config()
-  file = pathlib.Path(path)
-  if not file.is_file():
-    raise MissingFileError(f"inversion config not found: {file}")
-  spec = importlib.util.spec_from_file_location("_inversion_config", file)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not hasattr(module, "get_config"):
-    raise ConfigError(f"{file} has no get_config()")
-  return module.get_config()
-
-
 def run(args: argparse.Namespace) -> int:
-  from lead_jax import inversion  # pylint: disable=import-outside-toplevel
+  from lead_jax.train import inversion  # pylint: disable=import-outside-toplevel
   settings = inversion.InversionSettings.from_config(
-      load_config(args.config), space=args.space, steps=args.steps, batch_size=args.batch_size,
+      pipeline_args.inversion_config(args.config), space=args.space, steps=args.steps, batch_size=args.batch_size,
       learning_rate=args.lr, segment_frames=args.segment_frames, seed=args.seed)
   if not args.out.endswith(".npz"):
     raise ConfigError(f"--out must end in .npz, found {args.out}")

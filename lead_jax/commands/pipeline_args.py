@@ -1,10 +1,15 @@
 """Command-line arguments of the commands that load a generation pipeline (`sample`, `invert`,
-`evaluate`), and the loader that reads them. Importing this module does not import JAX."""
+`evaluate`), the loader that reads them, and the inversion config they share. Importing this
+module does not import JAX."""
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 from typing import Any
+
+# The repository's configs/ folder (beside the package in a source checkout).
+INVERSION_CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "inversion.py"
 
 # The keys of `lead_jax.models.precision.MATMUL_DTYPES` (kept literal so `--help` stays JAX-free).
 MATMUL_DTYPES = ("float32", "bfloat16")
@@ -28,8 +33,14 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_pipeline(args: argparse.Namespace) -> Any:
   """`Pipeline.from_workdir(args.workdir, ...)` with the arguments of `add_pipeline_arguments`."""
-  from lead_jax.pipeline import Pipeline  # pylint: disable=import-outside-toplevel
+  from lead_jax.generate import Pipeline  # pylint: disable=import-outside-toplevel
   return Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
                                vae_workdir=args.vae_workdir, data_dir=args.data_dir,
                                text_encoder_path=args.text_encoder_path,
                                matmul_dtype=args.matmul_dtype)
+
+
+def inversion_config(path: str | None) -> Any:
+  """The inversion config (`get_config()` of `path`, default configs/inversion.py)."""
+  from lead_jax.config_loader import load_config  # pylint: disable=import-outside-toplevel
+  return load_config(str(path or INVERSION_CONFIG))

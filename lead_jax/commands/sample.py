@@ -37,8 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--num-samples", type=int, default=1, help="motions per prompt")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--guidance-scale", type=float, default=7.5)
-  parser.add_argument("--steps", type=int, default=50, help="sampler steps")
-  parser.add_argument("--scheduler", choices=("ddim", "ddpm"), default="ddim")
+  parser.add_argument("--steps", type=int, default=None,
+                      help="sampler steps (default: 50 for ddim/ddpm, 1 for lcm)")
+  parser.add_argument("--scheduler", choices=("ddim", "ddpm", "lcm"), default=None,
+                      help="default: ddim for an MLD denoiser, lcm for a consistency model")
   parser.add_argument("--no-projector", action="store_true",
                       help="skip LEAD's projector round trip (the MLD baseline)")
   parser.add_argument("--concept", action="append", default=[],
@@ -83,13 +85,13 @@ def run(args: argparse.Namespace) -> int:
     prompts = [(p, args.length) for p in args.prompt]
   if args.batch_size < 1 or args.num_samples < 1:
     raise InputError("--batch-size and --num-samples must be >= 1")
+  from lead_jax.generate.prompts import check_texts  # pylint: disable=import-outside-toplevel
+  from lead_jax.text.concepts import load_concept  # pylint: disable=import-outside-toplevel
   pipe = pipeline_args.load_pipeline(args)
-  for concept in args.concept:
-    pipe.add_concept(concept)
+  concepts = [load_concept(path) for path in args.concept]
   use_projector = pipe.has_projector and not args.no_projector
   # Check every prompt before the first (slow) batch.
   pipe.check_lengths([n for _, n in prompts], len(prompts))
-  from lead_jax.pipeline import check_texts  # pylint: disable=import-outside-toplevel
   check_texts([p for p, _ in prompts])
 
   from lead_jax.io.generated import save_generation  # pylint: disable=import-outside-toplevel
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                            guidance_scale=args.guidance_scale, steps=args.steps,
                            use_projector=use_projector, scheduler=args.scheduler,
                            num_samples=args.num_samples,
-                           prompt_ids=list(range(start, start + len(chunk))))
+                           prompt_ids=list(range(start, start + len(chunk))), concepts=concepts)
     index += save_generation(result, out, prompt_offset=start, fps=args.fps,
                              bvh=not args.no_bvh, animation=not args.no_animation)
   (out / "index.json").write_text(json.dumps(index, indent=1))

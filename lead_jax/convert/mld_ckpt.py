@@ -24,9 +24,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
+import jax
+
 from lead_jax.convert.torch_files import (flatten_tree, load_torch_file, short_list,
                                           tensor_to_float32, unflatten_tree)
 from lead_jax.errors import MissingFileError, WeightsError
+from lead_jax.models import factory
 
 IGNORED_PREFIXES = ("text_encoder.", "clip.", "t2m_textencoder.", "t2m_moveencoder.",
                     "t2m_motionencoder.", "denoiser.mem_pos.")
@@ -68,42 +71,52 @@ def _convert_key(key: str, value: np.ndarray, num_heads: int) -> dict[tuple[str,
 def _stack_sizes(section: str, state: Mapping[str, np.ndarray]) -> dict[str, int]:
   """`num_layers` and `ff_size` of a skip stack, read from the checkpoint's keys and shapes."""
   prefix = f"{section}.encoder."
-  blocks = {int(m.group(1)) for k in state for m in [re.match(re.escape(prefix) + r"input_blocks\.(\d+)\.", k)] if m}
+  blocks = {int(m.group(1)) for k in state
+            for m in [re.match(re.escape(prefix) + r"input_blocks\.(\d+)\.", k)] if m}
   ff = state.get(prefix + "middle_block.linear1.weight")
   sizes = {"num_layers": 2 * len(blocks) + 1}
   if ff is not None and ff.ndim == 2:
-    sizes["ff_size"] = ff.shape[0]
+    sizes["ff_size"] = int(ff.shape[0])
   return sizes
 
 
-def _expected(section: str, state: Mapping[str, np.ndarray], num_heads: int):
-  """Abstract params of the module the checkpoint's shapes describe (layer count and FFN width
-  are read from the keys; everything else is checked against them)."""
-  import jax  # local: keeps `import lead_jax.convert.mld_ckpt` cheap
-  from lead_jax.models import factory
-  sizes = _stack_sizes(section, state)
-  if section == "vae":
-    w = state.get("vae.skel_embedding.weight")
-    if w is None or w.ndim != 2:
-      raise WeightsError("checkpoint has no 2-D vae.skel_embedding.weight; is it an MLD checkpoint?")
-    latent = w.shape[0]
-    module = factory.MotionVAE(nfeats=w.shape[1], latent_dim=latent, num_heads=num_heads, **sizes,
-                               max_len=state["vae.query_pos_encoder.pe"].shape[0]
-                               if "vae.query_pos_encoder.pe" in state else 500)
-  else:
-    w = state.get("denoiser.emb_proj.1.weight")
-    t = state.get("denoiser.time_embedding.linear_1.weight")
-    if w is None or w.ndim != 2 or t is None or t.ndim != 2:
-      raise WeightsError("checkpoint lacks 2-D denoiser.emb_proj.1.weight / "
-                         "denoiser.time_embedding.linear_1.weight")
-    cond = state.get("denoiser.time_embedding.cond_proj.weight")
-    module = factory.LatentDenoiser(
-        text_dim=w.shape[1], latent_dim=w.shape[0], time_channels=t.shape[1], num_heads=num_heads,
-        **sizes,
-        cond_proj_dim=None if cond is None else cond.shape[1],
-        max_len=state["denoiser.query_pos.pe"].shape[0] if "denoiser.query_pos.pe" in state else 500)
-  name = "vae" if section == "vae" else "denoiser"
-  return jax.tree_util.tree_map(lambda s: s.shape, factory.abstract_params(name, module))
+def infer_sections(state: Mapping[str, np.ndarray], num_heads: int = 4) -> dict[str, dict]:
+  """The model config sections (`configs/common.py` schema: `vae`, and `denoiser` when the
+  checkpoint has one) that a state dict's key names and shapes describe. Widths, layer counts,
+  feed-forward sizes, text width and position tables are read; `num_heads` cannot be (MLD: 4);
+  dropout is MLD's 0.1 (inactive at inference). MLD's released models are post-norm, which is
+  what our modules implement: a state dict cannot tell pre- from post-norm."""
+  w = state.get("vae.skel_embedding.weight")
+  if w is None or w.ndim != 2:
+    raise WeightsError("checkpoint has no 2-D vae.skel_embedding.weight; is it an MLD checkpoint?")
+  pe = state.get("vae.query_pos_encoder.pe")
+  sections = {"vae": {
+      "nfeats": int(w.shape[1]), "latent_dim": int(w.shape[0]), "latent_size": 1,
+      "ff_size": 1024, "num_heads": int(num_heads), "dropout": 0.1,
+      "max_len": int(pe.shape[0]) if pe is not None else 500, **_stack_sizes("vae", state)}}
+  if not any(k.startswith("denoiser.") for k in state):
+    return sections
+  w = state.get("denoiser.emb_proj.1.weight")
+  t = state.get("denoiser.time_embedding.linear_1.weight")
+  if w is None or w.ndim != 2 or t is None or t.ndim != 2:
+    raise WeightsError("checkpoint lacks 2-D denoiser.emb_proj.1.weight / "
+                       "denoiser.time_embedding.linear_1.weight")
+  cond = state.get("denoiser.time_embedding.cond_proj.weight")
+  pe = state.get("denoiser.query_pos.pe")
+  sections["denoiser"] = {
+      "text_dim": int(w.shape[1]), "latent_dim": int(w.shape[0]), "time_channels": int(t.shape[1]),
+      "ff_size": 1024, "num_heads": int(num_heads), "dropout": 0.1,
+      "max_len": int(pe.shape[0]) if pe is not None else 500, "flip_sin_to_cos": True,
+      "freq_shift": 0.0, "cond_proj_dim": 0 if cond is None else int(cond.shape[1]),
+      **_stack_sizes("denoiser", state)}
+  return sections
+
+
+def _expected(section: str, sections: Mapping[str, dict]) -> dict[str, Any]:
+  """Parameter shapes of the module `sections[section]` describes."""
+  build = factory.build_vae if section == "vae" else factory.build_denoiser
+  return jax.tree_util.tree_map(lambda s: s.shape,
+                                factory.abstract_params(section, build(sections[section])))
 
 
 def state_dict_to_params(state_dict: Mapping[str, Any], num_heads: int = 4
@@ -112,13 +125,14 @@ def state_dict_to_params(state_dict: Mapping[str, Any], num_heads: int = 4
   state = {k: tensor_to_float32(v) for k, v in state_dict.items()
            if not k.startswith(IGNORED_PREFIXES)}
   unexpected = sorted(k for k in state if not k.startswith(("vae.", "denoiser.")))
+  sections = infer_sections(state, num_heads)
   results = []
   for section in ("vae", "denoiser"):
     keys = {k: v for k, v in state.items() if k.startswith(section + ".")}
     if section == "denoiser" and not keys:
       results.append(None)
       continue
-    expected = flatten_tree(_expected(section, state, num_heads))
+    expected = flatten_tree(_expected(section, sections))
     got: dict[tuple[str, ...], np.ndarray] = {}
     source: dict[tuple[str, ...], str] = {}
     for k, v in keys.items():
@@ -165,7 +179,15 @@ def load_state_dict(path: str | pathlib.Path, allow_pickle: bool = True) -> dict
 def load_mld_checkpoint(path: str | pathlib.Path, num_heads: int = 4, allow_pickle: bool = True
                         ) -> tuple[dict[str, Any], dict[str, Any] | None]:
   """MLD `.ckpt` -> `(vae_params, denoiser_params or None)` (numpy float32 leaves)."""
+  return read_mld_checkpoint(path, num_heads, allow_pickle)[1]
+
+
+def read_mld_checkpoint(path: str | pathlib.Path, num_heads: int = 4, allow_pickle: bool = True
+                        ) -> tuple[dict[str, dict], tuple[dict[str, Any], dict[str, Any] | None]]:
+  """MLD `.ckpt` -> (model config sections `infer_sections`, (vae_params, denoiser_params|None))."""
   try:
-    return state_dict_to_params(load_state_dict(path, allow_pickle), num_heads)
+    state = load_state_dict(path, allow_pickle)
+    kept = {k: tensor_to_float32(v) for k, v in state.items() if not k.startswith(IGNORED_PREFIXES)}
+    return infer_sections(kept, num_heads), state_dict_to_params(state, num_heads)
   except WeightsError as e:
     raise WeightsError(f"{path}: {e}") from None

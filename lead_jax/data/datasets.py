@@ -4,8 +4,9 @@ Kinds (`data.builder`):
   humanml3d      the HumanML3D folder a user downloaded (263 features, 20 fps)
   kit_ml         the KIT-ML folder (251 features, 12.5 fps)
   motion_folder  any folder written by `lead-jax import` (feature size from Mean.npy, 20 fps)
-  deepmimic      the embedded default: the DeepMimic clips of the pybullet wheel, imported with
-                 `lead-jax import deepmimic --out <data.dir>` the first time it is needed
+  deepmimic      the embedded default: the DeepMimic clips of the pybullet wheel, imported into
+                 `data.dir` (`lead_jax.io.importer.import_deepmimic_dataset`, what `lead-jax import
+                 deepmimic --out <data.dir>` runs) the first time it is needed
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from lead_jax.data import layout
 from lead_jax.data.sampling import ClipTable, SamplingConfig, build_table, shard_ids
 from lead_jax.errors import ConfigError, MissingFileError
+from lead_jax.io.importer import import_deepmimic_dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,14 +52,10 @@ def ensure_deepmimic(out_dir: str | os.PathLike | None = None) -> pathlib.Path:
     return layout.check_layout(out)
   except MissingFileError:
     pass
-  from lead_jax import cli  # pylint: disable=import-outside-toplevel
-  try:
-    rc = cli.main(["import", "deepmimic", "--out", str(out)])
-  except ModuleNotFoundError as e:
-    raise MissingFileError(f"cannot build the DeepMimic dataset at {out}: the importer is not "
-                           f"installed ({e})") from e
-  if rc != 0:
-    raise MissingFileError(f"`lead-jax import deepmimic --out {out}` failed with status {rc}")
+  report = import_deepmimic_dataset(out, progress=True)
+  if not report["kept"]:
+    raise MissingFileError(f"cannot build the DeepMimic dataset at {out}: no clip was imported "
+                           f"({report['failures'] or report['skipped']})")
   return layout.check_layout(out)
 
 

@@ -5,7 +5,7 @@ concatenated into one `[N_frames, D]` array, plus per-clip offsets and per-capti
 is a `Plan`: for every example, in shuffled order, the chosen caption and the frame window to cut.
 Plans depend only on lengths, caption segments and the seed, never on the motion values, so both
 streams draw the same windows and differ only in how they gather frames (`gather_batch` here,
-`tf.gather` in `data_pipeline/stream.py`).
+`tf.gather` in `lead_jax_data_pipeline.stream`).
 
 Rules (HumanML3D / MLD, reference.md §7.5):
   * caption: uniform among the clip's captions whose segment is at least `min_len` frames;

@@ -1,42 +1,56 @@
 """Training and evaluation streams over a `ClipTable`, with a checkpointable position.
 
 A stream turns (seed, epoch, step) into a batch through `sampling.epoch_plan`, so its position is
-two integers: `state() -> {"epoch", "step"}` and `restore(state)` resume exactly. The frames are
-gathered by a backend: NumPy here (optionally in a bounded background thread), or tf.data in
-`data_pipeline/stream.py`; both consume the same plans and yield the same batches.
+two integers: `state() -> {"epoch", "step"}` and `restore(state)` resume exactly. A `StreamBackend`
+reads the shard and gathers the frames: `numpy_backend.NUMPY_BACKEND` (TF-free) or the tf.data one
+(`lead_jax_data_pipeline.stream.TF_BACKEND`, chosen by `lead_jax.train.inputs`); both consume the
+same plans and yield the same batches. Streams yield process-local NumPy batches and know nothing
+of devices: the train loop makes global arrays with `global_batch.to_global_batch`.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import dataclasses
 from typing import Any, Callable, Iterator
 
-import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from lead_jax.data.sampling import (ClipTable, Plan, SamplingConfig, epoch_plan, eval_plan,
-                                    gather_batch)
+from lead_jax.data.options import DataOptions
+from lead_jax.data.sampling import ClipTable, Plan, SamplingConfig, epoch_plan, eval_plan
 from lead_jax.errors import ConfigError, InputError
 
 Batch = dict[str, np.ndarray]
-# (epoch, step) -> iterator of local batches starting at that position
+# (epoch, step) -> iterator of local batches starting at that position (closed with `close()`
+# when it has one)
 BatchSource = Callable[[int, int], Iterator[Batch]]
 
 
-def train_plans(table: ClipTable, cfg: SamplingConfig, seed: int, shard: int, batch_size: int,
-                epoch: int, step: int) -> Iterator[Plan]:
-  """Endless per-batch plans from (epoch, step); each epoch drops its last partial batch."""
-  while True:
-    plan = epoch_plan(table, cfg, seed, epoch, shard)
-    steps = len(plan) // batch_size
-    if steps == 0:
-      raise InputError(f"the shard has {len(plan)} sampleable clips, fewer than the per-process "
-                       f"batch size {batch_size} (clips need >= {cfg.min_len} frames)")
-    for s in range(step, steps):
-      yield plan.take(slice(s * batch_size, (s + 1) * batch_size))
-    epoch, step = epoch + 1, 0
+@dataclasses.dataclass(frozen=True)
+class StreamBackend:
+  """Who reads a split's shard and gathers its batches (`name` is its `config.data.backend`).
+
+  load_shard(opts, split, process_index, process_count) -> (ClipTable of the shard, clips in split)
+  train_source(table, text_emb [C, E], cfg, seed, shard, batch_size, prefetch) -> BatchSource
+  eval_batches(table, text_emb [C, E], null_text_emb [E], cfg, seed, batch_size, num_batches)
+      -> iterator of `num_batches` eval batches (fields of `EvalStream`)
+  """
+  name: str
+  load_shard: Callable[[DataOptions, str, int, int], tuple[ClipTable, int]]
+  train_source: Callable[[ClipTable, np.ndarray, SamplingConfig, int, int, int, int], BatchSource]
+  eval_batches: Callable[[ClipTable, np.ndarray, np.ndarray, SamplingConfig, int, int, int],
+                         Iterator[Batch]]
+
+
+def epoch_rows(table: ClipTable, cfg: SamplingConfig, seed: int, shard: int, batch_size: int,
+               epoch: int) -> Plan:
+  """An epoch's plan cut to whole batches (`steps * batch_size` rows; the last partial one
+  dropped)."""
+  plan = epoch_plan(table, cfg, seed, epoch, shard)
+  steps = len(plan) // batch_size
+  if steps == 0:
+    raise InputError(f"the shard has {len(plan)} sampleable clips, fewer than the per-process "
+                     f"batch size {batch_size} (clips need >= {cfg.min_len} frames)")
+  return plan.take(slice(0, steps * batch_size))
 
 
 def plan_fields(plan: Plan, text_emb: np.ndarray) -> Batch:
@@ -44,114 +58,36 @@ def plan_fields(plan: Plan, text_emb: np.ndarray) -> Batch:
   return {"text_emb": text_emb[plan.caption], "caption_index": plan.caption.astype(np.int32)}
 
 
-def numpy_train_source(table: ClipTable, text_emb: np.ndarray, cfg: SamplingConfig, seed: int,
-                       shard: int, batch_size: int) -> BatchSource:
-  def source(epoch: int, step: int) -> Iterator[Batch]:
-    for plan in train_plans(table, cfg, seed, shard, batch_size, epoch, step):
-      yield {**gather_batch(table, plan, cfg.max_len), **plan_fields(plan, text_emb)}
-  return source
-
-
-class _Prefetcher:
-  """Runs an iterator in a daemon thread, at most `size` items ahead."""
-
-  def __init__(self, it: Iterator[Batch], size: int):
-    self._queue: queue.Queue = queue.Queue(maxsize=size)
-    self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._run, args=(it,), daemon=True)
-    self._thread.start()
-
-  def _run(self, it):
-    try:
-      for item in it:
-        while not self._stop.is_set():
-          try:
-            self._queue.put(("item", item), timeout=0.1)
-            break
-          except queue.Full:
-            continue
-        if self._stop.is_set():
-          return
-    except BaseException as e:  # surfaced in the consumer's thread
-      self._queue.put(("error", e))
-
-  def __next__(self) -> Batch:
-    kind, value = self._queue.get()
-    if kind == "error":
-      raise value
-    return value
-
-  def close(self):
-    self._stop.set()
-    self._thread.join(timeout=5)
-
-
-def to_global_batch(batch: Batch, mesh: Mesh, sharding: NamedSharding | None = None) -> dict:
-  """Process-local batch -> global `jax.Array`s sharded on the leading (batch) axis.
-
-  Numeric NumPy arrays become global arrays (`jax.make_array_from_process_local_data`), arrays that
-  are already global are moved to `sharding`; string/object arrays (ids, captions) stay
-  process-local NumPy arrays (`numeric_fields` drops them for a jitted step). `sharding` defaults
-  to splitting the batch over all mesh axes.
-  """
-  sharding = sharding or NamedSharding(mesh, PartitionSpec(mesh.axis_names))
-  out = {}
-  for k, v in batch.items():
-    if isinstance(v, jax.Array):
-      out[k] = jax.device_put(v, sharding)
-      continue
-    v = np.asarray(v)
-    out[k] = v if v.dtype.kind in "OUS" else jax.make_array_from_process_local_data(sharding, v)
-  return out
-
-
-def numeric_fields(batch: dict) -> dict:
-  """The array fields of a batch (what a jitted step takes): strings and ids dropped."""
-  return {k: v for k, v in batch.items()
-          if isinstance(v, jax.Array) or np.asarray(v).dtype.kind in "biuf"}
-
-
 class TrainStream:
-  """Endless training batches: `next(stream)`, `state()`, `restore(state)`.
+  """Endless training batches of this process: `next(stream)`, `state()`, `restore(state)`.
 
-  Each batch: `motion [B, max_len, D] float32` (normalised, zero-padded), `mask [B, max_len] bool`,
-  `length [B] int32` (multiples of `unit_length` in [min_len, max_len]), `text_emb [B, E] float32`,
-  `caption_index [B] int32`. With a mesh, B is the global batch and the arrays are global
-  `jax.Array`s; without, NumPy arrays of the process's batch.
+  Each batch (NumPy, B = the per-process batch): `motion [B, max_len, D] float32` (normalised,
+  zero-padded), `mask [B, max_len] bool`, `length [B] int32` (multiples of `unit_length` in
+  [min_len, max_len]), `text_emb [B, E] float32`, `caption_index [B] int32`.
   """
 
-  def __init__(self, source: BatchSource, *, table: ClipTable, caption_texts: list[str],
-               null_text_emb: np.ndarray, batch_size: int, steps_per_epoch: int,
-               prefetch: int = 2, mesh: Mesh | None = None,
-               sharding: NamedSharding | None = None, backend: str = "numpy"):
+  def __init__(self, source: BatchSource, *, table: ClipTable, null_text_emb: np.ndarray,
+               batch_size: int, steps_per_epoch: int):
     self._it: Any = None
     self._source = source
     self.table = table
-    self.caption_texts = caption_texts
+    self.caption_texts = table.caption_texts
     self.null_text_emb = null_text_emb  # [E] embedding of "" for classifier-free guidance
     self.batch_size = batch_size  # per process
     self.steps_per_epoch = steps_per_epoch
-    self.prefetch = prefetch
-    self.mesh, self.sharding = mesh, sharding
-    self.backend = backend
     self._epoch, self._step = 0, 0
-
-  def _open(self):
-    it = self._source(self._epoch, self._step)
-    self._it = _Prefetcher(it, self.prefetch) if self.prefetch > 0 and self.backend == "numpy" \
-        else it
 
   def __iter__(self):
     return self
 
-  def __next__(self) -> dict:
+  def __next__(self) -> Batch:
     if self._it is None:
-      self._open()
+      self._it = self._source(self._epoch, self._step)
     batch = next(self._it)
     self._step += 1
     if self._step >= self.steps_per_epoch:
       self._epoch, self._step = self._epoch + 1, 0
-    return to_global_batch(batch, self.mesh, self.sharding) if self.mesh is not None else batch
+    return batch
 
   def state(self) -> dict[str, int]:
     """Position of the next batch: `{"epoch": int, "step": int}` (a JSON/orbax-friendly dict)."""
@@ -166,8 +102,8 @@ class TrainStream:
     self._epoch, self._step = epoch, step
 
   def close(self) -> None:
-    """Stops the prefetch thread (a later `next` reopens at `state()`)."""
-    if isinstance(self._it, _Prefetcher):
+    """Stops the source (its prefetching); a later `next` reopens at `state()`."""
+    if self._it is not None and hasattr(self._it, "close"):
       self._it.close()
     self._it = None
 
@@ -211,49 +147,31 @@ def eval_fields(table: ClipTable, plan: Plan, valid: np.ndarray, text_emb: np.nd
   return fields
 
 
-def numpy_eval_batches(table: ClipTable, text_emb: np.ndarray, null_text_emb: np.ndarray,
-                       cfg: SamplingConfig, seed: int, batch_size: int,
-                       num_batches: int) -> Iterator[Batch]:
-  plan, valid = eval_layout(table, cfg, seed, batch_size, num_batches)
-  for b in range(num_batches):
-    sl = slice(b * batch_size, (b + 1) * batch_size)
-    p, v = plan.take(sl), valid[sl]
-    batch = gather_batch(table, p, cfg.max_len)  # padding rows: start 0, zero-masked below
-    batch["motion"] *= v[:, None, None]
-    yield {**batch, **eval_fields(table, p, v, text_emb, null_text_emb)}
-
-
 class EvalStream:
   """One exact pass over a split: `num_batches` batches on every process, padding rows invalid.
 
   Batch fields as `TrainStream` plus `valid [B] bool`, `id`, `caption`, `tokens` (`word/POS ...`)
-  string arrays (process-local). Padding rows: zero motion, the first `min_len` frames unmasked,
+  string arrays. Padding rows: zero motion, the first `min_len` frames unmasked,
   `length = min_len`, the empty caption's embedding, `caption_index = -1`.
   """
 
   def __init__(self, make_iter: Callable[[], Iterator[Batch]], *, num_batches: int,
-               num_examples: int, table: ClipTable, mesh: Mesh | None = None,
-               sharding: NamedSharding | None = None):
+               num_examples: int, table: ClipTable):
     self._make_iter = make_iter
     self.num_batches = num_batches
     self.num_examples = num_examples  # valid rows on this process
     self.table = table
-    self.mesh, self.sharding = mesh, sharding
 
   def __len__(self) -> int:
     return self.num_batches
 
-  def __iter__(self) -> Iterator[dict]:
-    for batch in self._make_iter():
-      yield to_global_batch(batch, self.mesh, self.sharding) if self.mesh is not None else batch
+  def __iter__(self) -> Iterator[Batch]:
+    return iter(self._make_iter())
 
 
-def check_batch_size(global_batch: int, process_count: int, mesh: Mesh | None) -> int:
+def check_batch_size(global_batch: int, process_count: int) -> int:
   """The per-process batch size; raises ConfigError when the global one does not divide."""
   if global_batch < 1 or global_batch % process_count:
     raise ConfigError(f"data.batch_size={global_batch} must be a positive multiple of the "
                       f"process count {process_count}")
-  if mesh is not None and global_batch % mesh.size:
-    raise ConfigError(f"data.batch_size={global_batch} must be a multiple of the mesh's "
-                      f"{mesh.size} devices")
   return global_batch // process_count

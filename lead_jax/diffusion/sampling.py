@@ -11,8 +11,9 @@ MLD's loop (reference §3.4) with the denoiser passed in explicitly:
 `denoise_fn(params, z_t [2B, ...], t [2B] int32, text_emb [2B, ...]) -> eps [2B, ...]` is an
 argument, never a closure over params, so the whole sampler jits once per shape:
 
-  sample = jax.jit(sample_latents, static_argnames=("denoise_fn", "latent_shape", "scheduler"))
-  z0 = sample(denoiser_apply, params, key, cond_emb, uncond_emb, make_ddim())
+  sample = jax.jit(sample_latents, static_argnames=("denoise_fn", "latent_shape"))
+  keys = motion_keys(key, prompt_ids, sample_ids)        # [N]: one noise stream per motion
+  z0 = sample(denoiser_apply, params, keys, cond_emb, uncond_emb, make_scheduler(section, "ddim"))
 
 With `uncond_emb=None` the denoiser runs once per step on the conditional batch only (no doubling):
 MotionLCM's sampling, whose guidance scale lives inside the denoiser's input.
@@ -75,48 +76,73 @@ def guided_eps(denoise_fn: DenoiseFn, params: Any, z: jax.Array, t: jax.Array,
   return eps_u + scale * (eps_c - eps_u)
 
 
-def sample_latents(denoise_fn: DenoiseFn, params: Any, key: jax.Array, cond_emb: jax.Array,
+def motion_keys(key: jax.Array, prompt_ids: Any, sample_ids: Any) -> jax.Array:
+  """Per-motion keys `[N]`: `fold_in(fold_in(key, prompt_id), sample_id)`.
+
+  A motion's noise then depends on its prompt's id and its sample number only, not on the rest of
+  the batch, its padding, or how many samples were asked for.
+  """
+  prompt_ids = jnp.asarray(prompt_ids, jnp.uint32)
+  fold = jax.vmap(jax.random.fold_in)
+  base = jnp.broadcast_to(key, prompt_ids.shape)
+  return fold(fold(base, prompt_ids), jnp.asarray(sample_ids, jnp.uint32))
+
+
+def is_stochastic(state: schedulers.SchedulerState) -> bool:
+  """Whether a step of `state` draws noise (DDPM, LCM, DDIM with eta > 0)."""
+  return state.kind in ("ddpm", "lcm") or (state.kind == "ddim" and state.eta > 0)
+
+
+def sample_latents(denoise_fn: DenoiseFn, params: Any, keys: jax.Array, cond_emb: jax.Array,
                    uncond_emb: jax.Array | None, scheduler_state: schedulers.SchedulerState,
                    guidance_scale: float | jax.Array = 7.5,
                    latent_shape: tuple[int, ...] = (1, 256),
                    scheduler: str | None = None) -> jax.Array:
-  """Samples clean latents z0 [B, *latent_shape] with guided DDIM / DDPM / LCM.
+  """Samples clean latents z0 `[N, *latent_shape]` with guided DDIM / DDPM / LCM: one `lax.scan`.
+
+  The one sampler of the library (generation, evaluation, textual inversion and benchmarks).
 
   Args:
     denoise_fn: `(params, z_t, t [B'], text_emb) -> eps`, the frozen denoiser's apply.
     params: its parameters (any pytree).
-    key: PRNG key: `noise_key, steps_key = split(key)`; z_T = init_noise(noise_key) and step i
-      uses `split(steps_key, S)[i]` (unused by deterministic DDIM).
-    cond_emb: [B, E] (or [B, ...]) conditional text embeddings.
-    uncond_emb: [E] or [B, E] unconditional embedding (CLIP("")), or None for no guidance.
-    scheduler_state: from `make_ddim` / `make_ddpm` / `make_lcm`; its timesteps are scanned.
+    keys: `[N]` per-motion keys (`motion_keys`): z_T of motion i is
+      `init_noise_sigma * normal(keys[i], latent_shape)`, and a stochastic step s (DDPM, LCM, DDIM
+      with eta > 0) draws `normal(fold_in(keys[i], s + 1), latent_shape)`.
+    cond_emb: `[N, E]` (or `[N, ...]`) conditional text embeddings.
+    uncond_emb: `[E]` or `[N, E]` unconditional embedding (CLIP("")) for classifier-free guidance
+      by batch doubling, or None: the denoiser runs once per step on `cond_emb` only (MotionLCM,
+      whose guidance scale is an input of the denoiser).
+    scheduler_state: from `make_scheduler`; its timesteps are scanned.
     guidance_scale: s in eps_u + s (eps_c - eps_u); may be traced.
-    latent_shape: per-sample latent shape (static).
-    scheduler: "ddim" | "ddpm" | "lcm" or None; must agree with `scheduler_state.kind`.
+    latent_shape: per-motion latent shape (static).
+    scheduler: "ddim" | "ddpm" | "lcm" or None; when given it must agree with the state's kind.
   Returns:
-    z0 [B, *latent_shape] float32.
+    z0 `[N, *latent_shape]` float32.
   """
-  kind = scheduler_state.kind
-  if scheduler is not None and scheduler != kind:
-    raise ConfigError(f"scheduler={scheduler!r} but scheduler_state was built for {kind!r} "
-                      f"(use make_{scheduler})")
+  if scheduler is not None and scheduler != scheduler_state.kind:
+    raise ConfigError(f"scheduler={scheduler!r} but scheduler_state was built for "
+                      f"{scheduler_state.kind!r} (make_scheduler(section, {scheduler!r}, steps))")
   cond_emb = jnp.asarray(cond_emb)
   if cond_emb.ndim < 2:
-    raise InputError(f"cond_emb must be [B, E], got shape {tuple(cond_emb.shape)}")
+    raise InputError(f"cond_emb must be [N, E], got shape {tuple(cond_emb.shape)}")
+  if keys.shape != cond_emb.shape[:1]:
+    raise InputError(f"keys has shape {tuple(keys.shape)}; expected one key per motion "
+                     f"({cond_emb.shape[0]},) (see motion_keys)")
   latent_shape = tuple(int(d) for d in latent_shape)
-  batch = cond_emb.shape[0]
-  noise_key, steps_key = jax.random.split(key)
-  z_init = schedulers.init_noise(scheduler_state, noise_key, (batch,) + latent_shape)
-  step_keys = jax.random.split(steps_key, scheduler_state.num_inference_steps)
+  normal = jax.vmap(lambda k: jax.random.normal(k, latent_shape, jnp.float32))
+  z_init = scheduler_state.init_noise_sigma * normal(keys)
+  stochastic = is_stochastic(scheduler_state)
 
   def body(z, xs):
-    t, prev_t, step_key = xs
+    t, prev_t, index = xs
     eps = guided_eps(denoise_fn, params, z, t, cond_emb, uncond_emb, guidance_scale)
     if eps.shape != z.shape:
       raise InputError(f"denoise_fn returned shape {tuple(eps.shape)}; expected {tuple(z.shape)}")
-    z = schedulers.scheduler_step(scheduler_state, eps.astype(z.dtype), t, prev_t, z, step_key)
-    return z, None
+    noise = normal(jax.vmap(jax.random.fold_in, (0, None))(keys, index + 1)) if stochastic else None
+    return schedulers.scheduler_step(scheduler_state, eps.astype(z.dtype), t, prev_t, z,
+                                     noise=noise), None
 
-  z0, _ = jax.lax.scan(
-      body, z_init, (scheduler_state.timesteps, scheduler_state.prev_timesteps, step_keys))
+  steps = jnp.arange(scheduler_state.num_inference_steps, dtype=jnp.uint32)
+  z0, _ = jax.lax.scan(body, z_init, (scheduler_state.timesteps, scheduler_state.prev_timesteps,
+                                      steps))
   return z0

@@ -22,7 +22,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -199,6 +200,35 @@ def make_lcm(num_train_timesteps: int = 1000, beta_start: float = 0.00085, beta_
   prev = np.concatenate([timesteps[1:], [-1]])
   final = 1.0 if set_alpha_to_one else float(1.0 - betas[0])
   return _state(betas, final, timesteps, prev, kind="lcm", timestep_scaling=float(timestep_scaling))
+
+
+SCHEDULE_FIELDS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
+SAMPLERS = ("ddim", "ddpm", "lcm")
+
+
+def make_scheduler(schedule: Mapping[str, Any], kind: str = "ddpm",
+                   steps: int | None = None) -> SchedulerState:
+  """The one scheduler-from-config: `schedule` is a stage config's `scheduler` section (the noise
+  schedule the denoiser was trained with: num_train_timesteps, beta_start, beta_end,
+  beta_schedule); `kind` 'ddpm' | 'ddim' | 'lcm'; `steps` the inference steps (ddpm: every
+  timestep when None; ddim: 50; lcm: 1). DDIM is MLD's (leading spacing, offset 1, eta 0)."""
+  missing = [f for f in SCHEDULE_FIELDS if f not in schedule]
+  if missing:
+    raise ConfigError(f"config.scheduler lacks {missing} (expected {list(SCHEDULE_FIELDS)})")
+  common = dict(num_train_timesteps=int(schedule["num_train_timesteps"]),
+                beta_start=float(schedule["beta_start"]), beta_end=float(schedule["beta_end"]),
+                beta_schedule=str(schedule["beta_schedule"]))
+  if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer))
+                            or not 1 <= steps <= common["num_train_timesteps"]):
+    raise InputError(f"steps must be an integer in [1, {common['num_train_timesteps']}], found "
+                     f"{steps!r}")
+  if kind == "ddpm":
+    return make_ddpm(**common, num_inference_steps=None if steps is None else int(steps))
+  if kind == "ddim":
+    return make_ddim(**common, num_inference_steps=50 if steps is None else int(steps))
+  if kind == "lcm":
+    return make_lcm(**common, num_inference_steps=1 if steps is None else int(steps))
+  raise InputError(f"scheduler must be one of {SAMPLERS}, found {kind!r}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,29 +1,20 @@
 """t-SNE of VAE latents and of projected latents (the paper's Figure 2, right), with a number.
 
-Exact-gradient t-SNE (van der Maaten & Hinton 2008), written here in JAX:
-  1. squared distances of the inputs `x [N, D]`;
-  2. per row a binary search for the precision beta_i = 1 / (2 sigma_i^2) whose conditional
-     distribution P_{j|i} has entropy log(perplexity) (nats, as sklearn); all rows at once, one
-     `lax.while_loop`;
-  3. joint P = (P_{j|i} + P_{i|j}) / 2N, floored at 1e-12 off the diagonal;
-  4. gradient descent on KL(P || Q), Q the Student-t (1 dof) affinities of the embedding:
-     grad_i = 4 sum_j (g P_ij - Q_ij) (1 + |y_i - y_j|^2)^-1 (y_i - y_j), with early exaggeration
-     g for the first iterations, momentum 0.5 then 0.8 and Jacobs' adaptive gains (as
-     van der Maaten's `tsne.py` and sklearn's exact method); one jitted `lax.scan`.
-  Memory and time are O(N^2) per iteration: meant for a few thousand points.
-
-Separation, so the figure carries a number: `silhouette_score` (Euclidean, NumPy) and
-`knn_accuracy` (leave-one-out k-NN label accuracy), in the 2-D embedding and in the latent space.
+The numerics are scikit-learn's: `tsne` is `sklearn.manifold.TSNE` (exact gradient, random start,
+sklearn's schedule: 250 early-exaggerated iterations, then the rest), `silhouette_samples` is
+`sklearn.metrics.silhouette_samples` (`silhouette_score` its mean) and `knn_accuracy` votes over
+the leave-one-out neighbours of `sklearn.neighbors.NearestNeighbors`. The embedding is
+deterministic for a fixed seed.
 
 Colours come from caption content: `caption_verb` (the main verb of a caption, from the
 HumanML3D `word/POS` tokens, or our own tagger when a line has none), `clip_verb` (the majority
 over a clip's captions) or `content_label` (the content field of Bandai / DeepMimic clip ids).
 
   from lead_jax.evaluation import tsne
-  y, kl = tsne.tsne(x, jax.random.key(0), perplexity=30.0)       # [N, 2], [num_iters]
+  y, kl = tsne.tsne(x, seed=0, perplexity=30.0)                   # [N, 2], final KL
   s = tsne.silhouette_score(y, labels)
   latents = tsne.encode_split(models, data_dir, "test", max_motions=500, seed=0)
-  tsne.latent_figure(latents, "fig2.png", seed=0)                 # + fig2.json, fig2.npz
+  tsne.latent_figure(latents, labels, "fig2.png", seed=0)         # + fig2.json, fig2.npz
 """
 
 from __future__ import annotations
@@ -40,160 +31,46 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from sklearn import manifold, metrics, neighbors
 
 from lead_jax.errors import ConfigError, InputError
 
-P_FLOOR = 1e-12
-BETA_MAX = 1e30
+# sklearn's TSNE runs 250 iterations with early exaggeration before the main phase.
+EXAGGERATION_ITERS = 250
 
 
 # ---- t-SNE ------------------------------------------------------------------------------------
-@jax.jit
-def squared_distances(x: jax.Array) -> jax.Array:
-  """`x [N, D]` -> `[N, N]` squared Euclidean distances (>= 0, zero diagonal)."""
-  x = x - jnp.mean(x, axis=0)  # centring reduces cancellation in |a|^2 + |b|^2 - 2ab
-  sq = jnp.sum(x * x, axis=-1)
-  d = sq[:, None] + sq[None, :] - 2.0 * jnp.matmul(x, x.T, precision=jax.lax.Precision.HIGHEST)
-  return jnp.where(jnp.eye(x.shape[0], dtype=bool), 0.0, jnp.maximum(d, 0.0))
-
-
-def _row_entropy(d: jax.Array, beta: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """Entropy (nats) `[N]` and conditional P `[N, N]` of rows of shifted distances `d` (inf on the
-  diagonal) at precisions `beta [N]`."""
-  p = jnp.exp(-d * beta[:, None])
-  total = jnp.sum(p, axis=1)
-  finite = jnp.where(jnp.isfinite(d), d, 0.0)
-  entropy = jnp.log(total) + beta * jnp.sum(finite * p, axis=1) / total
-  return entropy, p / total[:, None]
-
-
-@functools.partial(jax.jit, static_argnames=("max_iters",))
-def conditional_probabilities(dist: jax.Array, perplexity: float, tol: float = 1e-5,
-                              max_iters: int = 200) -> tuple[jax.Array, jax.Array]:
-  """P_{j|i} `[N, N]` (rows sum to 1, zero diagonal) and beta `[N]` for squared distances `dist`.
-
-  Bisection on each row's precision (doubling/halving until bracketed, as van der Maaten's
-  `x2p`), until every row's entropy is within `tol` nats of log(perplexity) or `max_iters`.
-  """
-  n = dist.shape[0]
-  target = jnp.log(jnp.asarray(perplexity, dist.dtype))
-  d = jnp.where(jnp.eye(n, dtype=bool), jnp.inf, dist)
-  d = d - jnp.min(d, axis=1, keepdims=True)  # shift-invariant; keeps exp() in range
-  finite = jnp.where(jnp.isfinite(d), d, 0.0)
-  beta0 = 1.0 / jnp.maximum(jnp.sum(finite, axis=1) / max(n - 1, 1), 1e-12)
-
-  def cond(state):
-    beta, _, _, i = state
-    entropy, _ = _row_entropy(d, beta)
-    return jnp.logical_and(i < max_iters, jnp.any(jnp.abs(entropy - target) > tol))
-
-  def body(state):
-    beta, lo, hi, i = state
-    entropy, _ = _row_entropy(d, beta)
-    active = jnp.abs(entropy - target) > tol
-    too_flat = entropy > target  # raise the precision
-    lo = jnp.where(active & too_flat, beta, lo)
-    hi = jnp.where(active & ~too_flat, beta, hi)
-    up = jnp.where(jnp.isinf(hi), beta * 2.0, 0.5 * (beta + hi))
-    down = jnp.where(lo <= 0.0, beta * 0.5, 0.5 * (beta + lo))
-    beta = jnp.where(active, jnp.clip(jnp.where(too_flat, up, down), 1e-30, BETA_MAX), beta)
-    return beta, lo, hi, i + 1
-
-  init = (beta0, jnp.zeros_like(beta0), jnp.full_like(beta0, jnp.inf), jnp.asarray(0))
-  beta, _, _, _ = jax.lax.while_loop(cond, body, init)
-  return _row_entropy(d, beta)[1], beta
-
-
-def joint_probabilities(x: Any, perplexity: float = 30.0) -> jax.Array:
-  """Symmetrised P `[N, N]` of `x [N, D]`: (P_{j|i} + P_{i|j}) / 2N, floored, zero diagonal."""
-  return _joint(_check_points(x, perplexity), float(perplexity))
-
-
-@jax.jit
-def _joint(x: jax.Array, perplexity: float) -> jax.Array:
-  cond, _ = conditional_probabilities(squared_distances(x), perplexity)
-  n = cond.shape[0]
-  p = (cond + cond.T) / (2.0 * n)
-  return jnp.where(jnp.eye(n, dtype=bool), 0.0, jnp.maximum(p, P_FLOOR))
-
-
-def kl_and_gradient(p: jax.Array, y: jax.Array, exaggeration: float | jax.Array = 1.0
-                    ) -> tuple[jax.Array, jax.Array]:
-  """KL(P || Q) (with P unexaggerated) and d KL / d y `[N, d]` (with P x `exaggeration`).
-
-  `p [N, N]` joint affinities (zero diagonal), `y [N, d]` the embedding.
-  """
-  n = y.shape[0]
-  off = ~jnp.eye(n, dtype=bool)
-  num = jnp.where(off, 1.0 / (1.0 + squared_distances(y)), 0.0)
-  q = jnp.maximum(num / jnp.sum(num), P_FLOOR)
-  kl = jnp.sum(jnp.where(off, p * jnp.log(jnp.maximum(p, P_FLOOR) / q), 0.0))
-  w = jnp.where(off, (exaggeration * p - q) * num, 0.0)
-  grad = 4.0 * (jnp.sum(w, axis=1, keepdims=True) * y - w @ y)
-  return kl, grad
-
-
-def kl_divergence(p: jax.Array, y: jax.Array) -> jax.Array:
-  """KL(P || Q) of the embedding `y [N, d]` for joint affinities `p [N, N]`."""
-  return kl_and_gradient(p, y)[0]
-
-
-@functools.partial(jax.jit, static_argnames=("num_iters", "exaggeration_iters"))
-def optimize(p: jax.Array, y0: jax.Array, *, num_iters: int = 1000,
-             exaggeration_iters: int = 250, early_exaggeration: float = 12.0,
-             learning_rate: float = 200.0, momentum: float = 0.5, final_momentum: float = 0.8,
-             min_gain: float = 0.01) -> tuple[jax.Array, jax.Array]:
-  """Gradient descent with momentum and gains from `y0 [N, d]`; -> (y [N, d], KL [num_iters])."""
-
-  def step(carry, i):
-    y, update, gains = carry
-    early = i < exaggeration_iters
-    kl, grad = kl_and_gradient(p, y, jnp.where(early, early_exaggeration, 1.0))
-    same_sign = update * grad > 0.0
-    gains = jnp.maximum(jnp.where(same_sign, gains * 0.8, gains + 0.2), min_gain)
-    update = jnp.where(early, momentum, final_momentum) * update - learning_rate * gains * grad
-    y = y + update
-    return (y - jnp.mean(y, axis=0), update, gains), kl
-
-  init = (y0, jnp.zeros_like(y0), jnp.ones_like(y0))
-  (y, _, _), kl = jax.lax.scan(step, init, jnp.arange(num_iters))
-  return y, kl
-
-
-def tsne(x: Any, key: jax.Array, *, dim: int = 2, perplexity: float = 30.0,
-         num_iters: int = 1000, exaggeration_iters: int = 250, early_exaggeration: float = 12.0,
-         learning_rate: float | None = None, init_scale: float = 1e-4
-         ) -> tuple[np.ndarray, np.ndarray]:
-  """t-SNE embedding of `x [N, D]` -> (`y [N, dim]` float32, KL per iteration `[num_iters]`).
-
-  `learning_rate` None is sklearn's 'auto': max(N / early_exaggeration / 4, 50). The start is
-  `init_scale * normal(key, [N, dim])` (the paper's random initialisation).
-  """
-  x = _check_points(x, perplexity)
-  if num_iters < 1 or not 0 <= exaggeration_iters <= num_iters:
-    raise InputError(f"need num_iters >= 1 and 0 <= exaggeration_iters <= num_iters, found "
-                     f"{num_iters} and {exaggeration_iters}")
-  n = x.shape[0]
-  if learning_rate is None:
-    learning_rate = max(n / early_exaggeration / 4.0, 50.0)
-  p = joint_probabilities(x, perplexity)
-  y0 = init_scale * jax.random.normal(key, (n, dim), jnp.float32)
-  y, kl = optimize(p, y0, num_iters=int(num_iters), exaggeration_iters=int(exaggeration_iters),
-                   early_exaggeration=float(early_exaggeration),
-                   learning_rate=float(learning_rate))
-  return np.asarray(y), np.asarray(kl)
-
-
-def _check_points(x: Any, perplexity: float) -> jax.Array:
-  x = np.asarray(x, np.float32)
+def _check_points(x: Any, what: str) -> np.ndarray:
+  x = np.asarray(x, np.float64)
   if x.ndim != 2 or x.shape[0] < 3:
-    raise InputError(f"t-SNE input must be [N, D] with N >= 3 points, found shape {x.shape}")
+    raise InputError(f"{what} input must be [N, D] with N >= 3 points, found shape {x.shape}")
   if not np.all(np.isfinite(x)):
-    raise InputError(f"t-SNE input has {int(np.sum(~np.isfinite(x)))} non-finite values")
+    raise InputError(f"{what} input has {int(np.sum(~np.isfinite(x)))} non-finite values")
+  return x
+
+
+def tsne(x: Any, seed: int = 0, *, dim: int = 2, perplexity: float = 30.0,
+         num_iters: int = 1000, early_exaggeration: float = 12.0) -> tuple[np.ndarray, float]:
+  """t-SNE embedding of `x [N, D]` -> (`y [N, dim]` float32, the final KL divergence).
+
+  `sklearn.manifold.TSNE` with the exact gradient, a random start (`1e-4 * normal`, seeded by
+  `seed`) and sklearn's 'auto' learning rate, max(N / early_exaggeration / 4, 50); `num_iters`
+  counts all iterations, the first 250 with early exaggeration. O(N^2) time and memory per
+  iteration: meant for a few thousand points.
+  """
+  x = _check_points(x, "t-SNE")
   if not 1.0 <= float(perplexity) < x.shape[0] - 1:
     raise InputError(f"perplexity must be in [1, N - 1) = [1, {x.shape[0] - 1}) for N = "
                      f"{x.shape[0]} points, found {perplexity}")
-  return jnp.asarray(x)
+  if num_iters <= EXAGGERATION_ITERS:
+    raise InputError(f"t-SNE needs num_iters > {EXAGGERATION_ITERS} (the early-exaggeration "
+                     f"iterations), found {num_iters}")
+  model = manifold.TSNE(n_components=dim, perplexity=float(perplexity),
+                        early_exaggeration=float(early_exaggeration), learning_rate="auto",
+                        max_iter=int(num_iters), init="random", method="exact",
+                        random_state=int(seed))
+  y = model.fit_transform(x)
+  return y.astype(np.float32), float(model.kl_divergence_)
 
 
 # ---- separation -------------------------------------------------------------------------------
@@ -205,41 +82,16 @@ def _label_codes(labels: Sequence[Any], n: int) -> tuple[np.ndarray, int]:
   return codes.reshape(-1), int(codes.max()) + 1 if n else 0
 
 
-def _distance_rows(x: np.ndarray, start: int, stop: int) -> np.ndarray:
-  """Euclidean distances `[stop - start, N]` of rows start..stop of `x` to all rows (float64)."""
-  sq = np.sum(x * x, axis=1)
-  d2 = sq[start:stop, None] + sq[None, :] - 2.0 * x[start:stop] @ x.T
-  d2[np.arange(stop - start), np.arange(start, stop)] = 0.0
-  return np.sqrt(np.maximum(d2, 0.0))
-
-
-def silhouette_samples(x: Any, labels: Sequence[Any], chunk: int = 1024) -> np.ndarray:
-  """Per-point silhouette `[N]`: (b - a) / max(a, b) with a the mean distance to the other points
-  of its cluster and b the smallest mean distance to another cluster; 0 for singleton clusters
-  (Rousseeuw 1987; sklearn's convention)."""
-  x = np.asarray(x, np.float64)
-  x = x - x.mean(axis=0)
-  n = x.shape[0]
-  codes, k = _label_codes(labels, n)
-  if not 2 <= k <= n - 1:
+def silhouette_samples(x: Any, labels: Sequence[Any]) -> np.ndarray:
+  """Per-point silhouette `[N]` (Euclidean): (b - a) / max(a, b) with a the mean distance to the
+  other points of its cluster and b the smallest mean distance to another cluster; 0 for
+  singleton clusters (Rousseeuw 1987; `sklearn.metrics.silhouette_samples`)."""
+  x = _check_points(x, "silhouette")
+  codes, k = _label_codes(labels, x.shape[0])
+  if not 2 <= k <= x.shape[0] - 1:
     raise InputError(f"silhouette needs 2 <= number of labels <= N - 1, found {k} labels for "
-                     f"N = {n} points")
-  onehot = np.eye(k)[codes]
-  sizes = onehot.sum(axis=0)
-  out = np.empty(n)
-  for start in range(0, n, chunk):
-    stop = min(start + chunk, n)
-    sums = _distance_rows(x, start, stop) @ onehot  # [c, K]
-    own = codes[start:stop]
-    rows = np.arange(stop - start)
-    own_size = sizes[own]
-    a = sums[rows, own] / np.maximum(own_size - 1, 1)
-    means = sums / sizes[None]
-    means[rows, own] = np.inf
-    b = means.min(axis=1)
-    s = (b - a) / np.maximum(np.maximum(a, b), 1e-300)
-    out[start:stop] = np.where(own_size > 1, s, 0.0)
-  return out
+                     f"N = {x.shape[0]} points")
+  return metrics.silhouette_samples(x, codes)
 
 
 def silhouette_score(x: Any, labels: Sequence[Any]) -> float:
@@ -247,26 +99,21 @@ def silhouette_score(x: Any, labels: Sequence[Any]) -> float:
   return float(np.mean(silhouette_samples(x, labels)))
 
 
-def knn_accuracy(x: Any, labels: Sequence[Any], k: int = 5, chunk: int = 1024) -> float:
-  """Leave-one-out k-NN label accuracy of `x [N, D]` (majority vote; ties go to the label of the
-  nearest neighbour among the tied)."""
-  x = np.asarray(x, np.float64)
-  x = x - x.mean(axis=0)
+def knn_accuracy(x: Any, labels: Sequence[Any], k: int = 5) -> float:
+  """Leave-one-out k-NN label accuracy of `x [N, D]`: each point's label by majority vote of its
+  `k` nearest other points (`sklearn.neighbors`); a tie goes to the nearest neighbour's label."""
+  x = _check_points(x, "k-NN")
   n = x.shape[0]
   if not 1 <= k <= n - 1:
     raise InputError(f"k must be in [1, N - 1] = [1, {n - 1}], found {k}")
   codes, num = _label_codes(labels, n)
-  correct = 0
-  for start in range(0, n, chunk):
-    stop = min(start + chunk, n)
-    d = _distance_rows(x, start, stop)
-    d[np.arange(stop - start), np.arange(start, stop)] = np.inf
-    nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
-    votes = np.zeros((stop - start, num))
-    np.add.at(votes, (np.arange(stop - start)[:, None], codes[nearest]), 1.0)
-    votes[np.arange(stop - start), codes[nearest[:, 0]]] += 0.5  # tie-break only
-    correct += int(np.sum(votes.argmax(axis=1) == codes[start:stop]))
-  return correct / n
+  # Without a query, kneighbors leaves each point out of its own neighbours; nearest first.
+  nearest = neighbors.NearestNeighbors(n_neighbors=k).fit(x).kneighbors(return_distance=False)
+  rows = np.arange(n)
+  votes = np.zeros((n, num))
+  np.add.at(votes, (rows[:, None], codes[nearest]), 1.0)
+  votes[rows, codes[nearest[:, 0]]] += 0.5  # tie-break only
+  return float(np.mean(votes.argmax(axis=1) == codes))
 
 
 # ---- labels from caption content --------------------------------------------------------------
@@ -462,18 +309,16 @@ def latent_figure(latents: SplitLatents, labels: Sequence[str], out: str | pathl
   labels = list(labels)
   n = len(latents.ids)
   perplexity = float(min(perplexity, max((n - 2) / 3.0, 1.0)))  # sklearn-style guard for small N
-  key = jax.random.key(seed)
   summary: dict[str, Any] = {"num_motions": n, "perplexity": perplexity, "num_iters": num_iters,
                              "seed": seed, "label_counts": dict(collections.Counter(labels)),
                              "panels": {}}
   embeddings = {}
-  for (name, _), panel_key in zip(PANELS, jax.random.split(key, len(PANELS))):
+  for name, _ in PANELS:
     points = getattr(latents, name)
-    y, kl = tsne(points, panel_key, perplexity=perplexity, num_iters=num_iters,
-                 exaggeration_iters=min(250, num_iters // 4))
+    y, kl = tsne(points, seed, perplexity=perplexity, num_iters=num_iters)
     embeddings[name] = y
     tsne_sep, latent_sep = separation(y, labels), separation(points, labels)
-    summary["panels"][name] = {"dim": int(points.shape[1]), "kl_divergence": float(kl[-1]),
+    summary["panels"][name] = {"dim": int(points.shape[1]), "kl_divergence": kl,
                                "silhouette": tsne_sep["silhouette"],
                                "knn_accuracy": tsne_sep["knn_accuracy"],
                                "latent_silhouette": latent_sep["silhouette"],

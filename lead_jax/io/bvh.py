@@ -22,13 +22,11 @@ import dataclasses
 import math
 import os
 import re
-import warnings
 
 import numpy as np
-from scipy.spatial import transform
 
-from lead_jax.motion import rotations
 from lead_jax.errors import InputError, MissingFileError
+from lead_jax.motion import kinematics, rotations
 
 POSITION_CHANNELS = ("Xposition", "Yposition", "Zposition")
 ROTATION_CHANNELS = ("Xrotation", "Yrotation", "Zrotation")
@@ -310,50 +308,7 @@ def read_bvh(path: str | os.PathLike) -> BvhMotion:
 
 
 # ----------------------------------------------------------------------------------------------
-# Rotations (NumPy; scipy's Rotation does the Euler algebra, vectorised).
-
-
-def _scipy_to_wxyz(quat_xyzw: np.ndarray) -> np.ndarray:
-  return np.concatenate([quat_xyzw[..., 3:], quat_xyzw[..., :3]], axis=-1)
-
-
-def _wxyz_to_scipy(quat_wxyz: np.ndarray) -> np.ndarray:
-  return np.concatenate([quat_wxyz[..., 1:], quat_wxyz[..., :1]], axis=-1)
-
-
-def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
-  """[..., 3] intrinsic Euler angles in degrees, in `order` (e.g. "ZXY") -> [..., 3, 3]."""
-  angles_deg = np.asarray(angles_deg, np.float64)
-  flat = transform.Rotation.from_euler(order.upper(), angles_deg.reshape(-1, 3), degrees=True)
-  return flat.as_matrix().reshape(angles_deg.shape[:-1] + (3, 3))
-
-
-def matrix_to_euler(matrices: np.ndarray, order: str) -> np.ndarray:
-  """[..., 3, 3] rotation matrices -> [..., 3] intrinsic Euler degrees in `order`."""
-  matrices = np.asarray(matrices, np.float64)
-  with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)  # Gimbal lock: scipy picks a valid solution.
-    flat = transform.Rotation.from_matrix(matrices.reshape(-1, 3, 3))
-    return flat.as_euler(order.upper(), degrees=True).reshape(matrices.shape[:-2] + (3,))
-
-
-def quaternion_to_matrix(quats: np.ndarray) -> np.ndarray:
-  """[..., 4] (w, x, y, z) -> [..., 3, 3] (normalised first)."""
-  quats = np.asarray(quats, np.float64)
-  flat = transform.Rotation.from_quat(_wxyz_to_scipy(quats.reshape(-1, 4)))
-  return flat.as_matrix().reshape(quats.shape[:-1] + (3, 3))
-
-
-def matrix_to_quaternion(matrices: np.ndarray) -> np.ndarray:
-  """[..., 3, 3] -> [..., 4] (w, x, y, z) with w >= 0."""
-  matrices = np.asarray(matrices, np.float64)
-  quats = _scipy_to_wxyz(transform.Rotation.from_matrix(matrices.reshape(-1, 3, 3)).as_quat())
-  quats *= np.where(quats[:, :1] < 0, -1.0, 1.0)
-  return quats.reshape(matrices.shape[:-2] + (4,))
-
-
-# ----------------------------------------------------------------------------------------------
-# Forward kinematics.
+# Forward kinematics (rotations: lead_jax.motion.rotations on NumPy float64; the tree: kinematics).
 
 
 def local_transforms(motion: BvhMotion) -> tuple[np.ndarray, np.ndarray]:
@@ -365,7 +320,7 @@ def local_transforms(motion: BvhMotion) -> tuple[np.ndarray, np.ndarray]:
   """
   skeleton, values = motion.skeleton, motion.values
   num_frames, num_joints = values.shape[0], skeleton.num_joints
-  rotations = np.broadcast_to(np.eye(3), (num_frames, num_joints, 3, 3)).copy()
+  local_rotations = np.broadcast_to(np.eye(3), (num_frames, num_joints, 3, 3)).copy()
   translations = np.broadcast_to(skeleton.offsets, (num_frames, num_joints, 3)).copy()
   starts = skeleton.channel_starts
   for joint, joint_channels in enumerate(skeleton.channels):
@@ -383,38 +338,15 @@ def local_transforms(motion: BvhMotion) -> tuple[np.ndarray, np.ndarray]:
         missing = "".join(a for a in "XYZ" if a not in order)
         order = order + missing
         angles = np.concatenate([angles, np.zeros((num_frames, len(missing)))], axis=1)
-      rotations[:, joint] = euler_to_matrix(angles, order)
-  return rotations, translations
-
-
-def forward_kinematics_local(rotations: np.ndarray, translations: np.ndarray,
-                             parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Composes local transforms down the tree.
-
-  Args:
-    rotations: [T, J, 3, 3] local rotations; translations: [T, J, 3]; parents: [J] (parents first).
-  Returns:
-    global positions [T, J, 3] and global rotations [T, J, 3, 3].
-  """
-  positions = np.empty(translations.shape, np.float64)
-  global_rotations = np.empty(rotations.shape, np.float64)
-  for joint, parent in enumerate(parents):
-    if parent < 0:
-      positions[:, joint] = translations[:, joint]
-      global_rotations[:, joint] = rotations[:, joint]
-    else:
-      parent_rotation = global_rotations[:, parent]
-      positions[:, joint] = positions[:, parent] + np.einsum(
-          "tij,tj->ti", parent_rotation, translations[:, joint])
-      global_rotations[:, joint] = parent_rotation @ rotations[:, joint]
-  return positions, global_rotations
+      local_rotations[:, joint] = rotations.euler_to_matrix(np.deg2rad(angles), order)
+  return local_rotations, translations
 
 
 def forward_kinematics(motion: BvhMotion, return_rotations: bool = False):
   """Global joint positions [T, J, 3] (file units); with `return_rotations`, also [T, J, 3, 3]."""
-  rotations, translations = local_transforms(motion)
-  positions, global_rotations = forward_kinematics_local(
-      rotations, translations, motion.skeleton.parents)
+  local_rotations, translations = local_transforms(motion)
+  positions, global_rotations = kinematics.forward_kinematics(
+      local_rotations, translations, motion.skeleton.parents)
   return (positions, global_rotations) if return_rotations else positions
 
 
@@ -477,7 +409,7 @@ def pose_to_values(skeleton: BvhSkeleton, root_positions: np.ndarray,
     norms = np.linalg.norm(local_rotations, axis=-1)
     if (norms < 1e-8).any():
       raise InputError("local_rotations contains zero-length quaternions")
-    matrices = quaternion_to_matrix(local_rotations)
+    matrices = rotations.quaternion_to_matrix(local_rotations)
   elif shape[2:] == (3, 3):
     matrices = local_rotations
   else:
@@ -492,7 +424,7 @@ def pose_to_values(skeleton: BvhSkeleton, root_positions: np.ndarray,
                        "writing needs 0 or 3")
     if order:
       angles = (local_rotations[:, joint] if matrices is None
-                else matrix_to_euler(matrices[:, joint], order))
+                else np.rad2deg(rotations.matrix_to_euler(matrices[:, joint], order)))
       angles = np.unwrap(angles, period=360.0, axis=0)
     rotation_k = 0
     for k, channel in enumerate(joint_channels):
@@ -600,23 +532,6 @@ def _resample_times(num_frames: int, src_fps: float, dst_fps: float) -> np.ndarr
   return np.arange(count) * step
 
 
-def _lerp_frames(x: np.ndarray, times: np.ndarray) -> np.ndarray:
-  lo = np.minimum(np.floor(times + 1e-9).astype(np.int64), x.shape[0] - 1)
-  hi = np.minimum(lo + 1, x.shape[0] - 1)
-  w = (times - lo).reshape((-1,) + (1,) * (x.ndim - 1))
-  return x[lo] * (1.0 - w) + x[hi] * w
-
-
-def slerp_quaternions(quats: np.ndarray, times: np.ndarray) -> np.ndarray:
-  """[T, ..., 4] (w, x, y, z) sampled at fractional frame `times` [N] by slerp -> [N, ..., 4]."""
-  quats = np.asarray(quats, np.float64)
-  quats = quats / np.linalg.norm(quats, axis=-1, keepdims=True)
-  lo = np.minimum(np.floor(times + 1e-9).astype(np.int64), quats.shape[0] - 1)
-  hi = np.minimum(lo + 1, quats.shape[0] - 1)
-  w = (times - lo).reshape((-1,) + (1,) * (quats.ndim - 1))
-  return np.asarray(rotations.quaternion_slerp(quats[lo], quats[hi], w[..., 0]), np.float64)
-
-
 def resample(x: np.ndarray | BvhMotion, src_fps: float, dst_fps: float = 20.0):
   """Resamples a clip in time (output frame k is at source time k / dst_fps).
 
@@ -628,24 +543,27 @@ def resample(x: np.ndarray | BvhMotion, src_fps: float, dst_fps: float = 20.0):
     The same kind of object with N = floor((T - 1) dst / src) + 1 frames.
   """
   if isinstance(x, BvhMotion):
+    frames = np.arange(x.num_frames)
     times = _resample_times(x.num_frames, src_fps, dst_fps)
     skeleton = x.skeleton
-    values = _lerp_frames(x.values, times)  # Position channels; rotation columns replaced below.
-    rotations, _ = local_transforms(x)
+    # Position channels; rotation columns replaced below.
+    values = kinematics.lerp_keyframes(frames, x.values, times)
+    local_rotations, _ = local_transforms(x)
     starts = skeleton.channel_starts
     for joint, joint_channels in enumerate(skeleton.channels):
       order = skeleton.rotation_order(joint)
-      if not order:
-        continue
-      quats = slerp_quaternions(matrix_to_quaternion(rotations[:, joint]), times)
-      columns = [starts[joint] + k for k, c in enumerate(joint_channels) if c in ROTATION_CHANNELS]
-      if len(order) == 3:
-        angles = np.unwrap(matrix_to_euler(quaternion_to_matrix(quats), order), period=360.0, axis=0)
-        values[:, columns] = angles
       # With 1-2 rotation channels the rotation is about fixed axes; linear interpolation is exact.
+      if len(order) == 3:
+        quats = kinematics.slerp_keyframes(
+            frames, rotations.matrix_to_quaternion(local_rotations[:, joint]), times)
+        columns = [starts[joint] + k for k, c in enumerate(joint_channels)
+                   if c in ROTATION_CHANNELS]
+        angles = np.rad2deg(rotations.quaternion_to_euler(quats, order))
+        values[:, columns] = np.unwrap(angles, period=360.0, axis=0)
     return BvhMotion(skeleton, values, 1.0 / dst_fps, source=x.source)
   x = np.asarray(x)
   if x.ndim < 1 or x.shape[0] == 0:
     raise InputError(f"resample needs at least one frame, found shape {x.shape}")
-  return _lerp_frames(x.astype(np.float64), _resample_times(x.shape[0], src_fps, dst_fps)).astype(
+  times = _resample_times(x.shape[0], src_fps, dst_fps)
+  return kinematics.lerp_keyframes(np.arange(x.shape[0]), x, times).astype(
       x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64)

@@ -34,7 +34,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from lead_jax.buckets import next_pow2
 from lead_jax.errors import ConfigError, InputError
 from lead_jax.io.captions import swap_left_right
 from lead_jax.io.pos_tags import text_line
@@ -83,8 +82,9 @@ def _check_clip(clip_id: str, joints) -> np.ndarray:
 
 
 def bucket_length(num_frames: int, smallest: int = 64) -> int:
-  """The padded length features are computed at: the next power of two >= num_frames."""
-  return next_pow2(num_frames, smallest)
+  """The padded length features are computed at: the next power of two >= num_frames, at least
+  `smallest`."""
+  return max(int(smallest), 1 << max(int(num_frames) - 1, 0).bit_length())
 
 
 @functools.cache

@@ -47,8 +47,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from lead_jax.motion import rotations
 from lead_jax.errors import InputError, MissingFileError
+from lead_jax.motion import kinematics, rotations
 
 MODEL_SCALE = 0.25  # pybullet DeepMimic env: loadURDF("humanoid/humanoid.urdf", globalScaling=0.25)
 TARGET_FPS = 20.0
@@ -208,27 +208,6 @@ def load_humanoid_model(path: str | pathlib.Path | None = None,
       foot_box_size=foot_size, head_center=head_center, head_radius=float(head_radius[0]))
 
 
-# ----------------------------------------------------------------------------- quaternions (w,x,y,z)
-# NumPy views of lead_jax.motion.rotations (the importer works in float64 NumPy).
-
-
-def _qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  return np.asarray(rotations.qmul(a, b), np.float64)
-
-
-def _qrot(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-  return np.asarray(rotations.qrot(q, v), np.float64)
-
-
-def _slerp(a: np.ndarray, b: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-  """Shortest-path slerp between unit quaternions a, b [..., 4] with weights alpha [...]."""
-  return np.asarray(rotations.quaternion_slerp(a, b, alpha), np.float64)
-
-
-def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-  return np.asarray(rotations.axis_angle_to_quaternion(axis * angle[..., None]), np.float64)
-
-
 # ----------------------------------------------------------------------------- clips
 
 
@@ -285,8 +264,8 @@ def read_deepmimic_motion(path: str | pathlib.Path,
     raise InputError(f"{path}: field 'Loop' must be 'wrap' or 'none', found {data['Loop']!r}")
 
   n, num_joints = frames.shape[0], len(model.joint_names)
-  rotations = np.zeros((n, num_joints, 4))
-  rotations[..., 0] = 1.0
+  local_rotations = np.zeros((n, num_joints, 4))
+  local_rotations[..., 0] = 1.0
   col = 1
   root_pos = frames[:, col:col + 3]
   col += 3
@@ -296,14 +275,15 @@ def read_deepmimic_motion(path: str | pathlib.Path,
       norm = np.linalg.norm(q, axis=-1)
       if np.any(norm < 1e-6):
         raise InputError(f"{path}: zero quaternion for joint {model.joint_names[j]}")
-      rotations[:, j] = q / norm[:, None]
+      local_rotations[:, j] = q / norm[:, None]
       col += 4
     elif jtype == "revolute":
-      rotations[:, j] = _axis_angle(model.axes[j], frames[:, col])
+      angles = frames[:, col, None]
+      local_rotations[:, j] = rotations.axis_angle_to_quaternion(model.axes[j] * angles)
       col += 1
   times = np.concatenate([[0.0], np.cumsum(durations)])
   return DeepMimicClip(name=path.stem, loop=loop == "wrap", times=times,
-                       root_pos=root_pos.copy(), rotations=rotations)
+                       root_pos=root_pos.copy(), rotations=local_rotations)
 
 
 def _repeat_cycles(clip: DeepMimicClip, cycles: int) -> DeepMimicClip:
@@ -340,30 +320,24 @@ def resample_clip(clip: DeepMimicClip, fps: float = TARGET_FPS,
   if not clip.loop and hold_short:
     duration = max(duration, min_seconds)
   num = int(math.floor(duration * fps + 1e-6)) + 1
-  t = np.minimum(np.arange(num) / fps, clip.times[-1])
-  hi = np.clip(np.searchsorted(clip.times, t, side="right"), 1, len(clip.times) - 1)
-  lo = hi - 1
-  alpha = np.clip((t - clip.times[lo]) / (clip.times[hi] - clip.times[lo]), 0.0, 1.0)
-  root_pos = (1.0 - alpha[:, None]) * clip.root_pos[lo] + alpha[:, None] * clip.root_pos[hi]
-  rotations = _slerp(clip.rotations[lo], clip.rotations[hi], alpha[:, None])
-  return root_pos, rotations
+  t = np.arange(num) / fps  # times past the last key frame hold its pose
+  return (kinematics.lerp_keyframes(clip.times, clip.root_pos, t),
+          kinematics.slerp_keyframes(clip.times, clip.rotations, t))
 
 
 def forward_kinematics(model: HumanoidModel, root_pos: np.ndarray,
-                       rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """World joint positions [T, J, 3] and orientations [T, J, 4] from root_pos [T, 3] and
-  local rotations [T, J, 4]."""
+                       local_rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """World joint positions [T, J, 3] and orientations [T, J, 3, 3] from root_pos [T, 3] and
+  local rotations [T, J, 4] (w, x, y, z)."""
   num_joints = len(model.joint_names)
-  if rotations.shape[1:] != (num_joints, 4) or root_pos.shape != (rotations.shape[0], 3):
+  num_frames = local_rotations.shape[0]
+  if local_rotations.shape[1:] != (num_joints, 4) or root_pos.shape != (num_frames, 3):
     raise InputError(f"forward_kinematics: expected root_pos [T, 3] and rotations "
-                     f"[T, {num_joints}, 4], found {root_pos.shape} and {rotations.shape}")
-  positions = [root_pos]
-  orientations = [rotations[:, 0]]
-  for j in range(1, num_joints):
-    p = model.parents[j]
-    positions.append(positions[p] + _qrot(orientations[p], model.offsets[j]))
-    orientations.append(_qmul(orientations[p], rotations[:, j]))
-  return np.stack(positions, axis=1), np.stack(orientations, axis=1)
+                     f"[T, {num_joints}, 4], found {root_pos.shape} and {local_rotations.shape}")
+  translations = np.repeat(model.offsets[None], num_frames, axis=0)
+  translations[:, 0] = root_pos
+  return kinematics.forward_kinematics(rotations.quaternion_to_matrix(local_rotations),
+                                       translations, model.parents)
 
 
 def t2m_marker_points(model: HumanoidModel) -> dict[str, tuple[str, np.ndarray]]:
@@ -389,7 +363,7 @@ def t2m_marker_points(model: HumanoidModel) -> dict[str, tuple[str, np.ndarray]]
 
 def to_t2m_joints(model: HumanoidModel, positions: np.ndarray,
                   orientations: np.ndarray) -> np.ndarray:
-  """Humanoid world joints [T, J, 3] / [T, J, 4] -> HumanML3D joints [T, 22, 3], facing +Z."""
+  """Humanoid world joints [T, J, 3] / [T, J, 3, 3] -> HumanML3D joints [T, 22, 3], facing +Z."""
   markers = t2m_marker_points(model)
   out = []
   for name in T2M_JOINT_NAMES:
@@ -398,7 +372,7 @@ def to_t2m_joints(model: HumanoidModel, positions: np.ndarray,
     else:
       link, point = markers[name]
       j = model.index(link)
-      out.append(positions[:, j] + _qrot(orientations[:, j], point))
+      out.append(positions[:, j] + orientations[:, j] @ point)
   joints = np.stack(out, axis=1)
   # Face +Z: rotate -90 deg about Y, (x, y, z) -> (-z, y, x).
   return np.stack([-joints[..., 2], joints[..., 1], joints[..., 0]], axis=-1)
@@ -439,8 +413,8 @@ def import_deepmimic_clip(path: str | pathlib.Path, fps: float = TARGET_FPS,
   """
   model = model or load_humanoid_model()
   clip = read_deepmimic_motion(path, model)
-  root_pos, rotations = resample_clip(clip, fps, min_seconds, repeat_loops, hold_short)
-  positions, orientations = forward_kinematics(model, root_pos, rotations)
+  root_pos, local_rotations = resample_clip(clip, fps, min_seconds, repeat_loops, hold_short)
+  positions, orientations = forward_kinematics(model, root_pos, local_rotations)
   joints = ground_joints(to_t2m_joints(model, positions, orientations), ground)
   return joints.astype(np.float32)
 

@@ -4,7 +4,8 @@
   encoder = load_text_encoder("minilm")                                # installed all-MiniLM-L6-v2
   features = encoder.encode(["a person walks forward"])               # [B, E] float32
 
-See `base.TextEncoder` for tokenize / embed_tokens / encode_embeddings / add_tokens.
+See `base.TextEncoder` for tokenize / embed_tokens / encode_embeddings / new_tokens, and
+`concepts` for learnt tokens (motion textual inversion) as files.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import pathlib
 from typing import Any
 
 from lead_jax.errors import ConfigError, MissingFileError
-from lead_jax.text.base import TextEncoder, TokenBatch
+from lead_jax.text.base import ExtraTokens, TextEncoder, TokenBatch
+from lead_jax.text.clip import load_clip
+from lead_jax.text.minilm import load_minilm
 
 TEXT_ENCODER_KINDS = ("clip", "minilm")
 
@@ -33,12 +36,10 @@ def load_text_encoder(kind: str, path: str | pathlib.Path | None = None, **kwarg
           "the CLIP text encoder needs a model directory (e.g. a clone of "
           "openai/clip-vit-large-patch14 with config.json and model.safetensors); nothing is "
           "downloaded at run time")
-    from lead_jax.text.clip import load_clip  # pylint: disable=import-outside-toplevel
     return load_clip(path, **kwargs)
   if kind == "minilm":
-    from lead_jax.text.minilm import load_minilm  # pylint: disable=import-outside-toplevel
     return load_minilm(path, **kwargs)
   raise ConfigError(f"text encoder kind {kind!r} is unknown; expected one of {TEXT_ENCODER_KINDS}")
 
 
-__all__ = ["TEXT_ENCODER_KINDS", "TextEncoder", "TokenBatch", "load_text_encoder"]
+__all__ = ["TEXT_ENCODER_KINDS", "ExtraTokens", "TextEncoder", "TokenBatch", "load_text_encoder"]

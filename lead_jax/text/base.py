@@ -9,12 +9,19 @@ The forward pass is split so textual inversion can feed its own input embeddings
 Both are pure functions of explicit `params` (the Flax parameter tree, without the `"params"`
 wrapper) and jittable. `encode(texts)` runs them jitted, in batches, and returns NumPy float32.
 
-Placeholder tokens (`add_tokens(["<dance-x>"])`) get ids `vocab_size, vocab_size + 1, ...`; their
-input embeddings are the rows of `extra_embeddings [K, D]` appended to the token table.
+The encoder never changes once loaded. Placeholder tokens (motion textual inversion) are data, an
+`ExtraTokens` of token strings and input embeddings `[K, D]`, passed to `tokenize` / `encode`
+(and their rows to `embed_tokens`): token k gets the id `vocab_size + k`.
+
+  extra = encoder.new_tokens(["<dance-x>"], initializer="dance")   # rows from "dance"
+  extra = extra.replace("<dance-x>", v_star)                        # a learnt vector [D]
+  features = encoder.encode(["a person <dance-x>"], extra)
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -26,8 +33,66 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lead_jax.buckets import next_pow2
 from lead_jax.errors import ConfigError, InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtraTokens:
+  """Placeholder tokens as data: `tokens` (K strings) and their input `embeddings [K, D]`.
+
+  Immutable: `add` and `replace` return new objects. An encoder tokenising with them gives token k
+  the id `vocab_size + k` and looks its row up in `embeddings`.
+  """
+  tokens: tuple[str, ...]
+  embeddings: np.ndarray
+
+  def __post_init__(self):
+    tokens = tuple(self.tokens)
+    rows = np.asarray(self.embeddings, np.float32)
+    if rows.ndim != 2 or rows.shape[0] != len(tokens):
+      raise InputError(f"extra tokens: {len(tokens)} tokens need embeddings [{len(tokens)}, D], "
+                       f"found {rows.shape}")
+    if len(set(tokens)) != len(tokens):
+      raise InputError(f"extra tokens: duplicate token in {list(tokens)}")
+    if not np.isfinite(rows).all():
+      bad = [t for t, r in zip(tokens, rows) if not np.isfinite(r).all()]
+      raise InputError(f"extra tokens: the embedding of {bad} is not finite")
+    object.__setattr__(self, "tokens", tokens)
+    object.__setattr__(self, "embeddings", rows)
+
+  @classmethod
+  def empty(cls, token_dim: int) -> "ExtraTokens":
+    return cls((), np.zeros((0, int(token_dim)), np.float32))
+
+  def __len__(self) -> int:
+    return len(self.tokens)
+
+  def _row(self, token: str) -> int:
+    if token not in self.tokens:
+      raise InputError(f"{token!r} is not a placeholder of these extra tokens {list(self.tokens)}")
+    return self.tokens.index(token)
+
+  def embedding(self, token: str) -> np.ndarray:
+    """The input embedding `[D]` of `token`."""
+    return self.embeddings[self._row(token)].copy()
+
+  def replace(self, token: str, vector: Any) -> "ExtraTokens":
+    """A copy with `token`'s input embedding set to `vector [D]` (e.g. a learnt v*)."""
+    vector = np.asarray(vector, np.float32)
+    if vector.shape != self.embeddings.shape[1:]:
+      raise InputError(f"embedding for {token!r}: expected shape {self.embeddings.shape[1:]}, "
+                       f"found {vector.shape}")
+    rows = self.embeddings.copy()
+    rows[self._row(token)] = vector
+    return ExtraTokens(self.tokens, rows)
+
+  def add(self, other: "ExtraTokens") -> "ExtraTokens":
+    """These tokens followed by `other`'s (none may be here already)."""
+    clash = sorted(set(self.tokens) & set(other.tokens))
+    if clash:
+      raise InputError(f"extra tokens {clash} are already defined")
+    return ExtraTokens(self.tokens + other.tokens,
+                       np.concatenate([self.embeddings, other.embeddings], axis=0))
 
 
 @flax.struct.dataclass
@@ -47,6 +112,12 @@ class TokenBatch:
   @property
   def shape(self) -> tuple[int, int]:
     return tuple(self.ids.shape)
+
+
+def next_pow2(n: int, smallest: int = 1) -> int:
+  """Smallest power of two >= n, at least `smallest` (returned as is when n <= smallest): padding
+  lengths, so jitted code compiles once per bucket (`next_pow2(70, smallest=64)` is 128)."""
+  return max(int(smallest), 1 << max(int(n) - 1, 0).bit_length())
 
 
 def _bucket(length: int, max_length: int, smallest: int = 16) -> int:
@@ -76,11 +147,11 @@ class TextEncoder:
     self._vocab_size = int(vocab_size)
     self._token_dim = int(token_dim)
     self._embed_dim = int(embed_dim)
-    self.extra_embeddings = np.zeros((0, self._token_dim), np.float32)
     if len(tokenizer) > self._vocab_size:
       raise ConfigError(
           f"{name}: the tokenizer has {len(tokenizer)} tokens but the embedding table has "
-          f"{self._vocab_size} rows; placeholder tokens must be added with `add_tokens` after loading")
+          f"{self._vocab_size} rows; placeholder tokens are `ExtraTokens` passed to tokenize/encode")
+    self._tokenizers: dict[tuple[str, ...], Any] = {(): tokenizer}  # memo per placeholder set
     self._jit_forward = jax.jit(self._forward)
 
   # -- properties -------------------------------------------------------------------------------
@@ -116,9 +187,17 @@ class TextEncoder:
     """Rows of the pretrained token table; placeholder ids start here."""
     return self._vocab_size
 
-  @property
-  def num_extra_tokens(self) -> int:
-    return int(self.extra_embeddings.shape[0])
+  def no_extra_tokens(self) -> ExtraTokens:
+    """An empty `ExtraTokens` of this encoder's token width."""
+    return ExtraTokens.empty(self._token_dim)
+
+  def _extra(self, extra: ExtraTokens | None) -> ExtraTokens:
+    if extra is None:
+      return self.no_extra_tokens()
+    if extra.embeddings.shape[1] != self._token_dim:
+      raise InputError(f"{self._name}: extra token embeddings have width "
+                       f"{extra.embeddings.shape[1]}, this encoder's tokens {self._token_dim}")
+    return extra
 
   # -- hooks for subclasses ---------------------------------------------------------------------
   def _embedding_table(self, params: dict[str, Any]) -> jax.Array:
@@ -128,21 +207,48 @@ class TextEncoder:
     raise NotImplementedError
 
   # -- tokenisation -----------------------------------------------------------------------------
-  def tokenize(self, texts: Sequence[str]) -> TokenBatch:
-    """Token ids padded (and truncated) to `max_length`.
+  def _tokenizer_for(self, tokens: tuple[str, ...]) -> Any:
+    """The tokenizer that knows `tokens` as the single tokens `vocab_size + k` (a memoised copy:
+    the loaded tokenizer itself never changes)."""
+    if tokens not in self._tokenizers:
+      vocabulary = self.tokenizer.get_vocab()
+      for token in tokens:
+        if not isinstance(token, str) or not token.strip() or token in vocabulary:
+          raise InputError(f"{token!r} is empty or already in the {self._name} vocabulary")
+      tokenizer = copy.deepcopy(self.tokenizer)
+      tokenizer.add_tokens(list(tokens))
+      for k, token in enumerate(tokens):
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        pieces = tokenizer(f"a {token} b", add_special_tokens=False)["input_ids"]
+        if token_id != self._vocab_size + k or pieces.count(token_id) != 1:
+          raise InputError(f"the {self._name} tokenizer does not take {token!r} as the single "
+                           f"token {self._vocab_size + k} (got id {token_id}, pieces {pieces})")
+      self._tokenizers[tokens] = tokenizer
+    return self._tokenizers[tokens]
+
+  def tokenize(self, texts: Sequence[str], extra: ExtraTokens | None = None) -> TokenBatch:
+    """Token ids padded (and truncated) to `max_length`; placeholders of `extra` get the ids
+    `vocab_size + k`.
 
     Prompts longer than `max_length` keep their first `max_length - 2` word pieces followed by the
     end token (the Hugging Face `truncation=True` rule MLD uses).
     """
     texts = _check_texts(texts, self._name)
-    encoded = self.tokenizer(texts, padding="max_length", truncation=True,
-                             max_length=self.max_length, return_tensors="np")
+    tokenizer = self._tokenizer_for(self._extra(extra).tokens)
+    encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=self.max_length,
+                        return_tensors="np")
     ids = np.asarray(encoded["input_ids"], np.int32)
     mask = np.asarray(encoded["attention_mask"], np.int32)
     if ids.shape != (len(texts), self.max_length):
       raise InputError(f"{self._name}: tokenizer returned ids of shape {ids.shape}, expected "
                        f"{(len(texts), self.max_length)}")
     return TokenBatch(ids=ids, attention_mask=mask, eos_index=self._eos_index(ids, mask))
+
+  def truncated(self, texts: Sequence[str], extra: ExtraTokens | None = None) -> np.ndarray:
+    """`[B]` bool: which texts have more tokens than `max_length` (cut by `tokenize`)."""
+    tokenizer = self._tokenizer_for(self._extra(extra).tokens)
+    full = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+    return np.asarray([len(ids) > self.max_length for ids in full], bool)
 
   # -- pure forward -----------------------------------------------------------------------------
   def embed_tokens(self, params: dict[str, Any], ids: jax.Array,
@@ -184,13 +290,15 @@ class TextEncoder:
     return TokenBatch(ids=batch.ids[:, :length], attention_mask=batch.attention_mask[:, :length],
                       eos_index=batch.eos_index)
 
-  def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+  def encode(self, texts: Sequence[str], extra: ExtraTokens | None = None,
+             batch_size: int = 64) -> np.ndarray:
     """Pooled features `[B, E]` float32 of `texts` (jitted; run in batches of `batch_size`)."""
     texts = _check_texts(texts, self._name)
     if not texts:
       return np.zeros((0, self._embed_dim), np.float32)
-    batch = self.tokenize(texts)
-    self._check_ids(batch.ids)
+    extra = self._extra(extra)
+    batch = self.tokenize(texts, extra)
+    self.check_ids(batch.ids, extra)
     batch = self.trim(batch)
     chunk = _bucket(min(len(texts), batch_size), batch_size, smallest=1)
     outputs = []
@@ -199,86 +307,54 @@ class TextEncoder:
       count = part.ids.shape[0]
       if count < chunk:  # pad the last chunk so every call has the same shape
         part = jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], chunk - count, 0)]), part)
-      pooled = self._jit_forward(self.params, self.extra_embeddings, part)
+      pooled = self._jit_forward(self.params, extra.embeddings, part)
       outputs.append(np.asarray(pooled[:count], np.float32))
     return np.concatenate(outputs, axis=0)
 
-  def _check_ids(self, ids: np.ndarray) -> None:
-    limit = self._vocab_size + self.num_extra_tokens
+  def check_ids(self, ids: np.ndarray, extra: ExtraTokens | None = None) -> None:
+    """Raises `InputError` when an id falls outside the table (pretrained rows + `extra`)."""
+    limit = self._vocab_size + len(self._extra(extra))
     if ids.size and (ids.min() < 0 or ids.max() >= limit):
       raise InputError(f"{self._name}: token id {int(ids.max())} outside the embedding table of "
-                       f"{limit} rows ({self._vocab_size} pretrained + {self.num_extra_tokens} added)")
+                       f"{limit} rows ({self._vocab_size} pretrained + {limit - self._vocab_size} "
+                       "extra)")
 
   # -- placeholder tokens -----------------------------------------------------------------------
-  def add_tokens(self, tokens: Sequence[str],
-                 initializer: str | Sequence[str] | None = None) -> list[int]:
-    """Teaches the tokenizer `tokens` as single tokens and appends their embedding rows.
+  def initial_embedding(self, word: str | None = None) -> np.ndarray:
+    """`[D]`: the mean input embedding of `word`'s pieces (e.g. "dance"), or of the whole token
+    table when `word` is None (a placeholder's starting point)."""
+    table = np.asarray(self._embedding_table(self.params), np.float32)
+    if word is None:
+      return table.mean(axis=0)
+    word_ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]
+    if not word_ids or max(word_ids) >= self._vocab_size:
+      raise InputError(f"initializer {word!r} has no pretrained tokens in {self._name}")
+    return table[word_ids].mean(axis=0)
 
-    Args:
-      tokens: new strings such as `"<dance-x>"`; none may exist already.
-      initializer: a descriptor word (or one per token) whose mean input embedding initialises the
-        new row (e.g. "dance"); default: the mean of the whole token table.
+  def new_tokens(self, tokens: Sequence[str] | str,
+                 initializer: str | Sequence[str | None] | None = None,
+                 extra: ExtraTokens | None = None) -> ExtraTokens:
+    """`extra` (default none) followed by the placeholders `tokens`, each initialised from a
+    descriptor word (`initial_embedding`; one word for all or one per token; None = table mean).
 
-    Returns:
-      the new ids (`vocab_size + K_before`, ...).
+    Raises `InputError` when a token is in the vocabulary or in `extra` already, or is not taken
+    as a single token by the tokenizer.
     """
-    tokens = [tokens] if isinstance(tokens, str) else list(tokens)
+    tokens = (tokens,) if isinstance(tokens, str) else tuple(tokens)
     if isinstance(initializer, str) or initializer is None:
       initializer = [initializer] * len(tokens)
     if len(initializer) != len(tokens):
-      raise InputError(f"add_tokens: {len(tokens)} tokens but {len(initializer)} initializers")
-    vocabulary = self.tokenizer.get_vocab()
-    for token in tokens:
-      if not isinstance(token, str) or not token.strip() or token in vocabulary:
-        raise InputError(f"add_tokens: {token!r} is empty or already in the {self._name} vocabulary")
-    table = np.asarray(self._embedding_table(self.params), np.float32)
-    rows = []
-    for word in initializer:
-      if word is None:
-        rows.append(table.mean(axis=0))
-        continue
-      word_ids = self.tokenizer(word, add_special_tokens=False)["input_ids"]
-      if not word_ids or max(word_ids) >= self._vocab_size:
-        raise InputError(f"add_tokens: initializer {word!r} has no pretrained tokens")
-      rows.append(table[word_ids].mean(axis=0))
-    first_id = self._vocab_size + self.num_extra_tokens
-    self.tokenizer.add_tokens(tokens)
-    ids = [self.tokenizer.convert_tokens_to_ids(token) for token in tokens]
-    for i, (token, token_id) in enumerate(zip(tokens, ids)):
-      pieces = self.tokenizer(f"a {token} b", add_special_tokens=False)["input_ids"]
-      if token_id != first_id + i or pieces.count(token_id) != 1:
-        raise InputError(f"add_tokens: the tokenizer did not learn {token!r} as the single token "
-                         f"{first_id + i} (got id {token_id}, pieces {pieces})")
-    self.extra_embeddings = np.concatenate([self.extra_embeddings, np.stack(rows)], axis=0)
-    return ids
-
-  def _extra_row(self, token: str | int) -> int:
-    token_id = self.tokenizer.convert_tokens_to_ids(token) if isinstance(token, str) else int(token)
-    row = (token_id if token_id is not None else -1) - self._vocab_size
-    if not 0 <= row < self.num_extra_tokens:
-      raise InputError(f"{token!r} is not a placeholder added with add_tokens "
-                       f"(ids {self._vocab_size}..{self._vocab_size + self.num_extra_tokens - 1})")
-    return row
-
-  def token_embedding(self, token: str | int) -> np.ndarray:
-    """The input embedding `[D]` of a placeholder token."""
-    return self.extra_embeddings[self._extra_row(token)].copy()
-
-  def set_token_embedding(self, token: str | int, vector: Any) -> None:
-    """Replaces a placeholder's input embedding with `vector [D]` (e.g. a learned v*)."""
-    vector = np.asarray(vector, np.float32)
-    if vector.shape != (self._token_dim,):
-      raise InputError(f"embedding for {token!r}: expected shape ({self._token_dim},), "
-                       f"found {vector.shape}")
-    row = self._extra_row(token)
-    extra = self.extra_embeddings.copy()
-    extra[row] = vector
-    self.extra_embeddings = extra
+      raise InputError(f"new_tokens: {len(tokens)} tokens but {len(initializer)} initializers")
+    rows = np.stack([self.initial_embedding(w) for w in initializer]) if tokens else \
+        np.zeros((0, self._token_dim), np.float32)
+    merged = self._extra(extra).add(ExtraTokens(tokens, rows))
+    self._tokenizer_for(merged.tokens)  # checks every token is new and tokenised as one
+    return merged
 
   def __repr__(self) -> str:
     return (f"{type(self).__name__}(name={self._name!r}, vocab_size={self._vocab_size}, "
             f"token_dim={self._token_dim}, embed_dim={self._embed_dim}, "
-            f"max_length={self.max_length}, extra_tokens={self.num_extra_tokens})")
+            f"max_length={self.max_length})")
 
 
 def _check_texts(texts: Sequence[str], name: str) -> list[str]:

@@ -12,7 +12,7 @@ gradients, so every layout computes the same step; `fsdp` divides the state's me
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -36,10 +36,11 @@ def initialize_distributed(config) -> None:
     _distributed_initialized = True
 
 
-def make_mesh(config) -> Mesh:
-  """The ("data", "fsdp") mesh over all devices that `config.mesh.data` x `config.mesh.fsdp` gives."""
+def make_mesh(config, devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """The ("data", "fsdp") mesh of `config.mesh.data` x `config.mesh.fsdp` over `devices` (default:
+  every device of the run)."""
   require_fields(config, {"mesh": ("data", "fsdp")}, "lead_jax.train.mesh.make_mesh")
-  n = jax.device_count()
+  n = len(devices) if devices is not None else jax.device_count()
   data_size, fsdp = int(config.mesh.data), int(config.mesh.fsdp)
   if fsdp < 1 or n % fsdp:
     raise ConfigError(f"config.mesh.fsdp={fsdp} must be >= 1 and divide the {n} devices")
@@ -48,7 +49,8 @@ def make_mesh(config) -> Mesh:
   if data_size < 1 or data_size * fsdp != n:
     raise ConfigError(f"config.mesh.data={config.mesh.data} x config.mesh.fsdp={fsdp} uses "
                       f"{data_size * fsdp} devices; {n} are present (mesh.data=-1 takes the rest)")
-  return jax.make_mesh((data_size, fsdp), AXES, axis_types=(jax.sharding.AxisType.Auto,) * 2)
+  return jax.make_mesh((data_size, fsdp), AXES, axis_types=(jax.sharding.AxisType.Auto,) * 2,
+                       devices=devices)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable, Mapping
 
-import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from lead_jax import checkpoints, data, text
+from lead_jax import text
 from lead_jax import workdir as stage_io
 from lead_jax.config_loader import require_fields
-from lead_jax.errors import ConfigError, WeightsError
+from lead_jax.errors import ConfigError
+from lead_jax.train import inputs
 from lead_jax.train import mesh as mesh_lib
 from lead_jax.train.loop import run_training
 from lead_jax.train.state import TrainState
@@ -56,17 +56,16 @@ def load_text_encoder(config) -> Any:
 
 
 def make_streams(config, text_encoder: Any, with_eval: bool = True) -> tuple[Any, Any]:
-  """(training stream, evaluation stream or None) of `config.data`, process-local numpy batches."""
-  train = data.make_train_stream(config, text_encoder)
-  evaluation = data.make_eval_stream(config, text_encoder) if with_eval else None
-  return train, evaluation
+  """(training stream, evaluation stream or None) of `config.data`, process-local numpy batches
+  (`lead_jax.train.inputs.make_streams`: the backend `config.data.backend` names)."""
+  return inputs.make_streams(config, text_encoder, with_eval=with_eval)
 
 
 def stage_streams(config, text_encoder: Any = None) -> tuple[Any, Any]:
-  """`make_streams` of a training stage: `text_encoder` defaults to `load_text_encoder(config)`;
-  the evaluation stream is None unless `train.eval_every`."""
-  return make_streams(config, text_encoder or load_text_encoder(config),
-                      with_eval=bool(config.train.eval_every))
+  """`inputs.make_streams` of a training stage: `text_encoder` defaults to
+  `load_text_encoder(config)`; the evaluation stream is None unless `train.eval_every`."""
+  return inputs.make_streams(config, text_encoder or load_text_encoder(config),
+                             with_eval=bool(config.train.eval_every))
 
 
 def absolute_paths(config) -> None:
@@ -107,19 +106,8 @@ def dataset_stats(config) -> tuple[np.ndarray, np.ndarray]:
 def load_dependency(config, kind: str) -> Any:
   """Weights of the frozen `kind` stage named by `dependencies.<kind>_workdir` (the weight rule of
   `lead_jax.workdir`: its EMA when it kept one), checked against the module `config.<kind>`
-  builds (the one the trainer runs them in): a `WeightsError` naming the checkpoint otherwise."""
-  dependency = stage_io.load_dependency(config, kind)
-  expected = stage_io.module_shapes(kind, stage_io.build_module(kind, config))
-  shapes = lambda tree: {jax.tree_util.keystr(path): tuple(x.shape)
-                         for path, x in jax.tree_util.tree_leaves_with_path(tree)}
-  found, wanted = shapes(dependency.params), shapes(expected)
-  if found != wanted:
-    where = checkpoints.checkpoint_dir(dependency.workdir) / str(dependency.step) / dependency.item
-    diff = [f"{k}: expected {wanted.get(k)}, found {found.get(k)}"
-            for k in sorted(found.keys() | wanted.keys()) if found.get(k) != wanted.get(k)]
-    raise WeightsError(f"{where} does not fit config.{kind} (shape mismatch {diff[:10]}): set "
-                       f"config.{kind} to the architecture that was trained")
-  return dependency.params
+  builds (`lead_jax.workdir.load_dependency`)."""
+  return stage_io.load_dependency(config, kind).params
 
 
 def eval_batches(stream: Any, limit: int) -> Iterable[dict]:

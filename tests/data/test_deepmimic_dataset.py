@@ -27,7 +27,7 @@ def test_deepmimic_builds_itself_and_streams(deepmimic_root, encoder):
   assert datasets.ensure_deepmimic(deepmimic_root) == deepmimic_root  # complete: not re-imported
   assert (deepmimic_root / "Mean.npy").stat().st_mtime_ns == stamp
   cfg = make_config(deepmimic_root, builder="deepmimic", batch_size=2)
-  s = data.make_train_stream(cfg, encoder, None, 0, 1)
+  s = data.make_train_stream(cfg, encoder, 0, 1)
   for b in take(s, 2):
     check_batch(b, s, deepmimic_root, encoder, 2)
 
@@ -35,8 +35,8 @@ def test_deepmimic_builds_itself_and_streams(deepmimic_root, encoder):
 @pytest.mark.slow
 def test_deepmimic_tfds_builder(deepmimic_root, tmp_path):
   pytest.importorskip("tensorflow_datasets")
-  from data_pipeline.motion_folder import Deepmimic  # pylint: disable=import-outside-toplevel
-  from data_pipeline.stream import read_clips  # pylint: disable=import-outside-toplevel
+  from lead_jax_data_pipeline.motion_folder import Deepmimic  # pylint: disable=import-outside-toplevel
+  from lead_jax_data_pipeline.stream import read_clips  # pylint: disable=import-outside-toplevel
   b = Deepmimic(source_dir=deepmimic_root, data_dir=tmp_path)
   b.download_and_prepare()
   clips = [c for s in layout.SPLITS for c in read_clips(b, s)]

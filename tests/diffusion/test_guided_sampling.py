@@ -49,12 +49,17 @@ def _inputs(seed: int = 1):
   return cond, uncond
 
 
+def _motion_keys(key):
+  return jax.random.split(key, B)
+
+
 def _keys(key, steps):
-  """The sampler's documented key use: split into (initial noise, per-step keys)."""
-  noise_key, steps_key = jax.random.split(key)
-  z = np.asarray(jax.random.normal(noise_key, (B, 1, D)), np.float64)
-  step_noise = [np.asarray(jax.random.normal(k, (B, 1, D)), np.float64)
-                for k in jax.random.split(steps_key, steps)]
+  """The sampler's documented key use: motion i starts from normal(keys[i]) and step s draws
+  normal(fold_in(keys[i], s + 1))."""
+  keys = _motion_keys(key)
+  z = np.stack([np.asarray(jax.random.normal(k, (1, D)), np.float64) for k in keys])
+  step_noise = [np.stack([np.asarray(jax.random.normal(jax.random.fold_in(k, s + 1), (1, D)),
+                                     np.float64) for k in keys]) for s in range(steps)]
   return z, step_noise
 
 
@@ -62,7 +67,8 @@ def test_ddim_scan_matches_numpy_loop():
   params, (cond, uncond) = _toy_params(), _inputs()
   state = sch.make_ddim(num_inference_steps=50)
   key = jax.random.key(42)
-  got = sampling.sample_latents(toy_denoise, params, key, cond, uncond, state, 7.5, (1, D), "ddim")
+  got = sampling.sample_latents(toy_denoise, params, _motion_keys(key),
+                                cond, uncond, state, 7.5, (1, D), "ddim")
   abar = _abar64()
   z, _ = _keys(key, 50)
   for t in range(981, 0, -20):
@@ -79,7 +85,8 @@ def test_ddim_eta_scan_matches_numpy_loop():
   params, (cond, uncond) = _toy_params(), _inputs()
   state = sch.make_ddim(num_inference_steps=10, eta=1.0)
   key = jax.random.key(5)
-  got = sampling.sample_latents(toy_denoise, params, key, cond, uncond, state, 3.0, (1, D))
+  got = sampling.sample_latents(toy_denoise, params, _motion_keys(key),
+                                cond, uncond, state, 3.0, (1, D))
   abar = _abar64()
   z, noises = _keys(key, 10)
   for i, t in enumerate(range(901, 0, -100)):
@@ -95,7 +102,8 @@ def test_ddpm_scan_matches_numpy_loop():
   params, (cond, uncond) = _toy_params(), _inputs()
   state = sch.make_ddpm(num_inference_steps=10)
   key = jax.random.key(7)
-  got = sampling.sample_latents(toy_denoise, params, key, cond, uncond, state, 7.5, (1, D), "ddpm")
+  got = sampling.sample_latents(toy_denoise, params, _motion_keys(key),
+                                cond, uncond, state, 7.5, (1, D), "ddpm")
   abar = _abar64()
   z, noises = _keys(key, 10)
   for i, t in enumerate(range(900, -1, -100)):
@@ -114,7 +122,8 @@ def test_lcm_scan_without_guidance_matches_numpy_loop():
   params, (cond, _) = _toy_params(), _inputs()
   state = sch.make_lcm(num_inference_steps=4)
   key = jax.random.key(9)
-  got = sampling.sample_latents(toy_denoise, params, key, cond, None, state, 1.0, (1, D), "lcm")
+  got = sampling.sample_latents(toy_denoise, params, _motion_keys(key),
+                                cond, None, state, 1.0, (1, D), "lcm")
   abar = _abar64()
   z, noises = _keys(key, 4)
   ts = [999, 759, 499, 259, -1]
@@ -168,9 +177,12 @@ def test_guidance_scale_one_equals_conditional_only():
   params, (cond, uncond) = _toy_params(), _inputs()
   state = sch.make_ddim(num_inference_steps=50)
   key = jax.random.key(0)
-  guided = sampling.sample_latents(toy_denoise, params, key, cond, uncond, state, 1.0, (1, D))
-  cond_only = sampling.sample_latents(toy_denoise, params, key, cond, None, state, 7.5, (1, D))
-  other = sampling.sample_latents(toy_denoise, params, key, cond, uncond, state, 2.0, (1, D))
+  guided = sampling.sample_latents(toy_denoise, params, _motion_keys(key),
+                                cond, uncond, state, 1.0, (1, D))
+  cond_only = sampling.sample_latents(toy_denoise, params, _motion_keys(key),
+                                cond, None, state, 7.5, (1, D))
+  other = sampling.sample_latents(toy_denoise, params, _motion_keys(key),
+                                cond, uncond, state, 2.0, (1, D))
   np.testing.assert_allclose(np.asarray(guided), np.asarray(cond_only), rtol=1e-5, atol=1e-5)
   assert np.abs(np.asarray(other) - np.asarray(cond_only)).max() > 1e-2
 
@@ -184,15 +196,17 @@ def test_jits_once():
                    static_argnames=("denoise_fn", "latent_shape", "scheduler"))
   params, (cond, uncond) = _toy_params(), _inputs()
   state = sch.make_ddim(num_inference_steps=50)
-  first = sample(counting_denoise, params, jax.random.key(0), cond, uncond, state,
+  first = sample(counting_denoise, params, _motion_keys(jax.random.key(0)), cond, uncond, state,
                  guidance_scale=7.5, latent_shape=(1, D))
   n_traces = len(traces)
   assert n_traces >= 1
-  second = sample(counting_denoise, _toy_params(1), jax.random.key(1), cond + 1.0, uncond, state,
+  second = sample(counting_denoise, _toy_params(1), _motion_keys(jax.random.key(1)), cond + 1.0,
+                  uncond, state,
                   guidance_scale=3.0, latent_shape=(1, D))
   second.block_until_ready()
   assert len(traces) == n_traces, "second call with same shapes retraced the sampler"
-  eager = sampling.sample_latents(toy_denoise, params, jax.random.key(0), cond, uncond, state,
+  eager = sampling.sample_latents(toy_denoise, params, _motion_keys(jax.random.key(0)), cond,
+                                  uncond, state,
                                   7.5, (1, D))
   np.testing.assert_allclose(np.asarray(first), np.asarray(eager), rtol=1e-5, atol=1e-5)
   assert not np.allclose(np.asarray(first), np.asarray(second))
@@ -200,7 +214,8 @@ def test_jits_once():
 
 def test_sampler_errors():
   params, (cond, uncond) = _toy_params(), _inputs()
-  run = functools.partial(sampling.sample_latents, toy_denoise, params, jax.random.key(0))
+  run = functools.partial(sampling.sample_latents, toy_denoise, params,
+                          _motion_keys(jax.random.key(0)))
   with pytest.raises(InputError, match=r"uncond_emb has shape \(5,\)"):
     run(cond, uncond[:5], sch.make_ddim(num_inference_steps=2), 7.5, (1, D))
   with pytest.raises(InputError, match="cond_emb must be"):
@@ -211,5 +226,6 @@ def test_sampler_errors():
     return toy_denoise(params, z_t, t, text_emb)[..., :-1]
   for uncond_emb in (uncond, None):
     with pytest.raises(InputError, match=r"denoise_fn returned shape \(\d+, 1, 7\)"):
-      sampling.sample_latents(truncating, params, jax.random.key(0), cond, uncond_emb,
+      sampling.sample_latents(truncating, params, _motion_keys(jax.random.key(0)), cond,
+                              uncond_emb,
                               sch.make_ddim(num_inference_steps=2), 7.5, (1, D))

@@ -10,12 +10,15 @@ import jax
 import numpy as np
 import pytest
 
+from configs import inversion as inversion_config
 from gen_stages import tiny_evaluator_config, write_tiny_bert, write_tiny_stages
-from lead_jax import cli, inversion
-from lead_jax.evaluation import protocol
+from lead_jax import cli
+from lead_jax.evaluation import mti, protocol, report
+from lead_jax.generate import Pipeline
+from lead_jax.metrics import embedders
 from lead_jax.metrics import scores as metrics
 from lead_jax.metrics import trainable_evaluator as te
-from lead_jax.pipeline import Pipeline
+from lead_jax.train import inversion
 
 pytest.importorskip("torch")
 SIZE, REPS, SEED = 3, 3, 3
@@ -31,57 +34,54 @@ def mti_setup(tiny_dataset, text_encoder, tmp_path_factory):
   model = te.build(config.evaluator)
   mean = np.load(tiny_dataset / "Mean.npy")
   std = np.load(tiny_dataset / "Std.npy")
-  embedder = protocol.TrainedEmbedder(
+  embedder = embedders.TrainedEmbedder(
       te.TrainedEvaluator(model, te.init_params(model, jax.random.key(0)), "tiny"), mean, std)
   return pipe, embedder, protocol.stream_batches(config, text_encoder), mean, std
 
 
 def _mti_settings():
-  inv = inversion.InversionSettings(space="lead", steps=2, learning_rate=0.1, segment_frames=16,
-                                    t_max=300)
-  return protocol.MTISettings(inversion=inv, size=SIZE, spaces=("lead",), template="a person <*>",
-                              init_word="walk", steps=4)
+  inv = inversion.InversionSettings.from_config(
+      inversion_config.get_config(), space="lead", steps=2, learning_rate=0.1, segment_frames=16,
+      t_max=300)
+  return mti.MTISettings(inversion=inv, size=SIZE, spaces=("lead",), template="a person <*>",
+                         init_word="walk", steps=4)
 
 
 @pytest.fixture(scope="module")
-def runs(mti_setup, tmp_path_factory):
+def runs(mti_setup):
   """Two runs with the same seeds; the second records every inversion and generation call."""
   pipe, embedder, batches, mean, std = mti_setup
   settings = protocol.ProtocolSettings(replications=REPS, seed=SEED)
-  cache = tmp_path_factory.mktemp("jax_cache")
-  cache_dir_before = jax.config.jax_compilation_cache_dir
-  first = protocol.evaluate_mti(embedder, pipe, batches, settings, _mti_settings(), mean, std,
-                                compile_cache=cache)
-  assert jax.config.jax_compilation_cache_dir == cache_dir_before  # restored
-  assert any(cache.iterdir())
-  concepts, calls = [], []
-  real_invert, real_generate = inversion.invert, pipe.generate
+  first = mti.evaluate_mti(embedder, pipe, batches, settings, _mti_settings(), mean, std)
+  concepts, calls, inverters = [], [], []
+  real_invert, real_generate = inversion.Inverter.invert, pipe.generate
 
-  def spy_invert(*args, **kwargs):
-    run = real_invert(*args, **kwargs)
+  def spy_invert(self, *args, **kwargs):
+    run = real_invert(self, *args, **kwargs)
     concepts.append(run.concept)
+    inverters.append(self)
     return run
 
   def spy_generate(texts, lengths, key, **kwargs):
-    enc = pipe.text_encoder
     res = real_generate(texts, lengths, key, **kwargs)
     calls.append({"texts": list(texts), "lengths": list(lengths), "key": key, "kwargs": kwargs,
-                  "extra": np.array(enc.extra_embeddings), "vocab": set(enc.tokenizer.get_vocab()),
+                  "vocab": set(pipe.text_encoder.tokenizer.get_vocab()),
                   "features": res["features"]})
     return res
 
   with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(inversion, "invert", spy_invert)
+    mp.setattr(inversion.Inverter, "invert", spy_invert)
     mp.setattr(pipe, "generate", spy_generate)
-    second = protocol.evaluate_mti(embedder, pipe, batches, settings, _mti_settings(), mean, std,
-                                   compile_cache=cache)
+    second = mti.evaluate_mti(embedder, pipe, batches, settings, _mti_settings(), mean, std)
+  # One inverter per space serves every motion: its train step compiled once for all of them.
+  assert len({id(i) for i in inverters}) == 1 and inverters[0].num_compiled() == 1
   return first, second, concepts, calls
 
 
 def test_table3_rows_columns_and_fixed_seeds(runs, tmp_path):
   first, second, _, _ = runs
-  md_a, js_a = protocol.write_report(first, tmp_path / "a", protocol.TABLE3_COLUMNS, "MTI")
-  md_b, js_b = protocol.write_report(second, tmp_path / "b", protocol.TABLE3_COLUMNS, "MTI")
+  md_a, js_a = report.write_report(first, tmp_path / "a", report.TABLE3_COLUMNS, "MTI")
+  md_b, js_b = report.write_report(second, tmp_path / "b", report.TABLE3_COLUMNS, "MTI")
   assert md_a.read_text() == md_b.read_text()
   assert js_a.read_text() == js_b.read_text()
   lines = md_a.read_text().splitlines()
@@ -91,8 +91,8 @@ def test_table3_rows_columns_and_fixed_seeds(runs, tmp_path):
   data = json.loads(js_a.read_text())
   assert list(data["rows"]) == ["Real", "MTI_lead", "MTI_lead w/ project"]
   for name in ("MTI_lead", "MTI_lead w/ project"):
-    assert all(len(data["rows"][name][c]) == REPS for c in protocol.TABLE3_COLUMNS)
-    assert all(np.isfinite(data["rows"][name][c]).all() for c in protocol.TABLE3_COLUMNS)
+    assert all(len(data["rows"][name][c]) == REPS for c in report.TABLE3_COLUMNS)
+    assert all(np.isfinite(data["rows"][name][c]).all() for c in report.TABLE3_COLUMNS)
   assert "FID" not in data["rows"]["Real"]
   assert data["settings"]["mti"]["size"] == SIZE and data["settings"]["mti"]["inversion"]["steps"] == 2
   assert [m["token"] for m in data["motions"]] == ["<mti-0>", "<mti-1>", "<mti-2>"]
@@ -104,7 +104,7 @@ def test_real_row_uses_ground_truth_captions_and_motions(runs, mti_setup):
   """Recompute the Real row from the seeded subset: caption embeddings vs ground-truth motions."""
   first = runs[0]
   _, embedder, batches, mean, std = mti_setup
-  split = protocol.select_subset(batches(SEED), mean, std, SIZE, SEED)
+  split = mti.select_subset(batches(SEED), mean, std, SIZE, SEED)
   assert [m["caption"] for m in first["motions"]] == split.captions
   text = embedder.embed_text(split.batches[0])
   gt = embedder.embed_motion(split.gt_features, split.lengths)
@@ -130,33 +130,32 @@ def test_tokens_do_not_leak_between_motions(runs, mti_setup):
     assert call["texts"] == [f"a person <mti-{k}>"]
     assert call["kwargs"]["use_projector"] == bool(i % 2)
     assert call["kwargs"]["num_samples"] == REPS
-    # Only motion k's token exists, with motion k's learnt embedding; no other motion's embedding.
-    np.testing.assert_array_equal(call["extra"], emb[k][None])
+    # Only motion k's token is given, with motion k's learnt embedding; no other motion's.
+    (given,) = call["kwargs"]["concepts"]
+    assert given.token == f"<mti-{k}>"
+    np.testing.assert_array_equal(given.embedding[None], emb[k][None])
     for j in range(SIZE):
-      assert (f"<mti-{j}>" in call["vocab"]) == (j == k)
-  assert pipe.text_encoder.num_extra_tokens == 0
+      assert f"<mti-{j}>" not in call["vocab"]               # the encoder itself never learns one
   assert "<mti-0>" not in pipe.text_encoder.tokenizer.get_vocab()
-  # A pipeline that only ever learnt motion 2's concept generates the very same motions.
+  # Generating with motion 2's concept alone, after everything else ran, gives the same motions.
   call = calls[-1]
-  with protocol.isolated_tokens(pipe.text_encoder):
-    pipe.add_concept(concepts[2])
-    pipe.concepts.pop()
-    alone = pipe.generate(call["texts"], call["lengths"], call["key"], **call["kwargs"])
+  alone = pipe.generate(call["texts"], call["lengths"], call["key"],
+                        **{**call["kwargs"], "concepts": [concepts[2]]})
   np.testing.assert_array_equal(alone["features"], call["features"])
 
 
 def test_select_subset_is_seeded_and_uniform(mti_setup):
   _, _, batches, mean, std = mti_setup
   whole = protocol.collect_split(batches(0), mean, std)
-  everything = protocol.select_subset(batches(0), mean, std, 10, 0)
+  everything = mti.select_subset(batches(0), mean, std, 10, 0)
   assert everything.captions == whole.captions
   np.testing.assert_array_equal(everything.lengths, whole.lengths)
   for row, length in enumerate(whole.lengths):
     np.testing.assert_array_equal(everything.gt_features[row, :length],
                                   whole.gt_features[row, :length])
     assert not everything.gt_features[row, length:].any()
-  picks = [tuple(protocol.select_subset(batches(0), mean, std, 2, s).captions) for s in range(12)]
-  assert picks[0] == tuple(protocol.select_subset(batches(0), mean, std, 2, 0).captions)
+  picks = [tuple(mti.select_subset(batches(0), mean, std, 2, s).captions) for s in range(12)]
+  assert picks[0] == tuple(mti.select_subset(batches(0), mean, std, 2, 0).captions)
   assert len(set(picks)) > 1 and all(len(p) == 2 for p in picks)
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from gen_stages import tiny_evaluator_config
-from lead_jax.evaluation import protocol
+from lead_jax.evaluation import protocol, report
+from lead_jax.metrics import embedders
 from lead_jax.metrics import trainable_evaluator as te
 
 
@@ -18,7 +19,7 @@ def setup(tiny_dataset, text_encoder):
   ev = te.TrainedEvaluator(model, te.init_params(model, jax.random.key(0)), "tiny")
   mean = np.load(tiny_dataset / "Mean.npy")
   std = np.load(tiny_dataset / "Std.npy")
-  embedder = protocol.TrainedEmbedder(ev, mean, std)
+  embedder = embedders.TrainedEmbedder(ev, mean, std)
   return embedder, protocol.stream_batches(config, text_encoder), mean, std
 
 
@@ -33,8 +34,8 @@ def test_fixed_seed_gives_identical_tables(setup, tmp_path):
   run = lambda: protocol.evaluate(embedder, batches, {"noise": _noisy_generator}, settings,
                                   mean, std)
   a, b = run(), run()
-  md_a, js_a = protocol.write_report(a, tmp_path / "a")
-  md_b, js_b = protocol.write_report(b, tmp_path / "b")
+  md_a, js_a = report.write_report(a, tmp_path / "a")
+  md_b, js_b = report.write_report(b, tmp_path / "b")
   assert md_a.read_text() == md_b.read_text()
   assert js_a.read_text() == js_b.read_text()
   table = md_a.read_text().splitlines()

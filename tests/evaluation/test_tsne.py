@@ -1,13 +1,13 @@
-"""t-SNE (perplexity calibration, gradient, separation), separation scores, caption labels and
-`lead-jax plot-latents` on tiny random-parameter stages over windows of real HumanML3D clips."""
+"""t-SNE, separation scores (silhouette, k-NN), caption labels and `lead-jax plot-latents` on
+tiny random-parameter stages over windows of real HumanML3D clips."""
 
 import json
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from sklearn import manifold, metrics
 
 from lead_jax import cli
 from lead_jax.errors import InputError
@@ -21,96 +21,24 @@ def _clusters(n_per=40, k=4, dim=10, spread=8.0, seed=0):
   return (centres[labels] + rng.normal(size=(k * n_per, dim))).astype(np.float32), labels
 
 
-def _x2p_reference(dist, perplexity, tol=1e-10, iters=200):
-  """van der Maaten's x2p restated in float64 NumPy, one row at a time."""
-  n = dist.shape[0]
-  out = np.zeros((n, n))
-  for i in range(n):
-    d = np.delete(dist[i], i)
-    lo, hi, beta = 0.0, np.inf, 1.0
-    for _ in range(iters):
-      p = np.exp(-(d - d.min()) * beta)
-      p /= p.sum()
-      h = -np.sum(p[p > 0] * np.log(p[p > 0]))
-      if abs(h - math.log(perplexity)) < tol:
-        break
-      if h > math.log(perplexity):
-        lo, beta = beta, beta * 2 if np.isinf(hi) else (beta + hi) / 2
-      else:
-        hi, beta = beta, beta / 2 if lo == 0 else (beta + lo) / 2
-    out[i, np.arange(n) != i] = p
-  return out
-
-
-def _entropy(p):
-  p = np.asarray(p, np.float64)
-  return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=1)
-
-
-@pytest.mark.parametrize("perplexity", [5.0, 30.0])
-def test_perplexity_calibration_hits_target_entropy(perplexity):
-  rng = np.random.default_rng(1)
-  # points at very different scales, so every row needs its own precision
-  x = (rng.normal(size=(120, 8)) * rng.uniform(0.01, 20.0, size=(120, 1))).astype(np.float32)
-  dist = tsne.squared_distances(jnp.asarray(x))
-  np.testing.assert_allclose(np.asarray(dist), ((x[:, None] - x[None]) ** 2).sum(-1),
-                             rtol=2e-4, atol=1e-3)
-  cond, beta = tsne.conditional_probabilities(dist, perplexity)
-  cond = np.asarray(cond, np.float64)
-  np.testing.assert_allclose(_entropy(cond), math.log(perplexity), atol=1e-3)
-  np.testing.assert_allclose(cond.sum(1), 1.0, atol=1e-5)
-  assert np.all(np.diag(cond) == 0) and np.all(np.asarray(beta) > 0)
-  ref = _x2p_reference(np.asarray(dist, np.float64), perplexity)
-  np.testing.assert_allclose(cond, ref, atol=2e-4)
-
-
-def test_joint_probabilities_symmetric_normalised():
-  x, _ = _clusters(n_per=10, k=3)
-  p = np.asarray(tsne.joint_probabilities(x, 8.0), np.float64)
-  np.testing.assert_allclose(p, p.T, atol=1e-9)
-  assert p.sum() == pytest.approx(1.0, abs=1e-5)
-  assert np.all(np.diag(p) == 0) and p[~np.eye(30, dtype=bool)].min() >= np.float32(tsne.P_FLOOR)
-
-
-def test_gradient_matches_autodiff_and_kl_formula():
-  rng = np.random.default_rng(2)
-  x = rng.normal(size=(25, 6)).astype(np.float32)
-  p = tsne.joint_probabilities(x, 6.0)
-  y = jnp.asarray(rng.normal(size=(25, 2)), jnp.float32)
-  kl, grad = tsne.kl_and_gradient(p, y)
-  np.testing.assert_allclose(np.asarray(grad), np.asarray(jax.grad(tsne.kl_divergence, 1)(p, y)),
-                             rtol=1e-4, atol=1e-6)
-  p64, y64 = np.asarray(p, np.float64), np.asarray(y, np.float64)
-  num = 1.0 / (1.0 + ((y64[:, None] - y64[None]) ** 2).sum(-1))
-  np.fill_diagonal(num, 0.0)
-  q = num / num.sum()
-  off = ~np.eye(25, dtype=bool)
-  assert float(kl) == pytest.approx(np.sum(p64[off] * np.log(p64[off] / q[off])), rel=1e-4)
-  # exaggeration multiplies the attractive term only
-  _, grad4 = tsne.kl_and_gradient(p, y, 4.0)
-  w = p64 * num
-  attract = 4.0 * (w.sum(1, keepdims=True) * y64 - w @ y64)
-  np.testing.assert_allclose(np.asarray(grad4), np.asarray(grad) + 3.0 * attract, atol=1e-5)
-
-
 def test_tsne_separates_gaussian_clusters():
   x, labels = _clusters()
-  y, kl = tsne.tsne(x, jax.random.key(0), perplexity=20.0, num_iters=500)
-  assert y.shape == (160, 2) and kl.shape == (500,) and np.all(np.isfinite(y))
+  y, kl = tsne.tsne(x, 0, perplexity=20.0, num_iters=500)
+  assert y.shape == (160, 2) and y.dtype == np.float32 and np.all(np.isfinite(y))
   assert tsne.knn_accuracy(y, labels, k=5) > 0.95
   assert tsne.silhouette_score(y, labels) > 0.5
-  assert kl[-1] < kl[249] < kl[0]  # decreasing over the phases
-  y_again, _ = tsne.tsne(x, jax.random.key(0), perplexity=20.0, num_iters=500)
+  assert 0.0 < kl < 1.0  # a random embedding of these points scores about 2
+  y_again, _ = tsne.tsne(x, 0, perplexity=20.0, num_iters=500)
   np.testing.assert_array_equal(y, y_again)
+  assert not np.array_equal(tsne.tsne(x, 1, perplexity=20.0, num_iters=500)[0], y)
   # shuffled labels: no structure
   shuffled = np.random.default_rng(0).permutation(labels)
   assert tsne.knn_accuracy(y, shuffled, k=5) < 0.5
 
 
 def test_kl_against_sklearn():
-  manifold = pytest.importorskip("sklearn.manifold")
   x, _ = _clusters(n_per=30, k=3, spread=4.0)
-  ours = tsne.tsne(x, jax.random.key(0), perplexity=15.0, num_iters=1000)[1][-1]
+  ours = tsne.tsne(x, 0, perplexity=15.0, num_iters=1000)[1]
   ref = manifold.TSNE(perplexity=15.0, method="exact", init="random", learning_rate="auto",
                       random_state=0).fit(x).kl_divergence_
   assert ours == pytest.approx(ref, rel=0.15, abs=0.03)
@@ -119,13 +47,15 @@ def test_kl_against_sklearn():
 def test_tsne_input_errors():
   x, _ = _clusters(n_per=3, k=2)
   with pytest.raises(InputError, match="perplexity"):
-    tsne.tsne(x, jax.random.key(0), perplexity=5.0)
+    tsne.tsne(x, 0, perplexity=5.0)
   bad = x.copy()
   bad[0, 0] = np.nan
   with pytest.raises(InputError, match="non-finite"):
-    tsne.tsne(bad, jax.random.key(0), perplexity=2.0)
+    tsne.tsne(bad, 0, perplexity=2.0)
   with pytest.raises(InputError, match=r"\[N, D\]"):
-    tsne.joint_probabilities(x[0], 2.0)
+    tsne.tsne(x[0], 0, perplexity=2.0)
+  with pytest.raises(InputError, match="num_iters > 250"):
+    tsne.tsne(x, 0, perplexity=2.0, num_iters=250)
 
 
 def _silhouette_loop(x, labels):
@@ -150,12 +80,11 @@ def test_silhouette_hand_case_loop_and_sklearn():
   x, labels = _clusters(n_per=9, k=3, dim=5, spread=1.5, seed=3)
   labels = labels.copy()
   labels[0] = 7  # a singleton cluster scores 0
-  np.testing.assert_allclose(tsne.silhouette_samples(x, labels, chunk=7),
-                             _silhouette_loop(x, labels), atol=1e-10)
+  np.testing.assert_allclose(tsne.silhouette_samples(x, labels), _silhouette_loop(x, labels),
+                             atol=1e-10)
   assert tsne.silhouette_samples(x, labels)[0] == 0.0
   with pytest.raises(InputError, match="labels"):
     tsne.silhouette_score(x, np.zeros(len(x)))
-  metrics = pytest.importorskip("sklearn.metrics")
   assert tsne.silhouette_score(x, labels) == pytest.approx(metrics.silhouette_score(x, labels))
 
 
@@ -231,7 +160,7 @@ def test_plot_latents_command(stages, windows_dataset, tmp_path, capsys):
   out = tmp_path / "fig" / "latents.png"
   rc = cli.main(["plot-latents", "--workdir", str(stages["projector"]), "--data-dir",
                  str(windows_dataset), "--split", "test", "--max-motions", "18", "--out", str(out),
-                 "--perplexity", "5", "--iterations", "150", "--seed", "3", "--batch-size", "8"])
+                 "--perplexity", "5", "--iterations", "300", "--seed", "3", "--batch-size", "8"])
   assert rc == 0
   printed = capsys.readouterr().out
   image = __import__("matplotlib.image", fromlist=["imread"]).imread(out)

@@ -2,6 +2,7 @@
 
 import pathlib
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.spatial import transform
@@ -65,12 +66,12 @@ def test_intrinsic_euler_golden():
 def test_euler_matches_motion_rotations(order):
   rng = np.random.default_rng(0)
   angles = rng.uniform(-180, 180, (16, 3))
-  ours = bvh.euler_to_matrix(angles, order)
-  theirs = np.asarray(rotations.quaternion_to_matrix(
-      rotations.euler_to_quaternion(np.deg2rad(angles).astype(np.float32), order, intrinsic=True)))
+  ours = rotations.euler_to_matrix(np.deg2rad(angles), order)
+  theirs = np.asarray(rotations.quaternion_to_matrix(rotations.euler_to_quaternion(  # JAX path
+      jnp.asarray(np.deg2rad(angles), jnp.float32), order, intrinsic=True)))
   np.testing.assert_allclose(ours, theirs, atol=2e-6)
-  np.testing.assert_allclose(bvh.euler_to_matrix(bvh.matrix_to_euler(ours, order), order), ours,
-                             atol=1e-12)
+  np.testing.assert_allclose(
+      rotations.euler_to_matrix(rotations.matrix_to_euler(ours, order), order), ours, atol=1e-12)
 
 
 def _random_tree_file(rng, num_frames=7):
@@ -112,11 +113,12 @@ def test_forward_kinematics_matches_quaternion_restatement():
   quats = np.zeros((values.shape[0], 6, 4), np.float32)
   for k, j in enumerate(file_order):
     angles = values[:, 3 + 3 * k: 6 + 3 * k]
-    quats[:, j] = rotations.euler_to_quaternion(np.deg2rad(angles).astype(np.float32), orders[j])
+    quats[:, j] = rotations.euler_to_quaternion(jnp.asarray(np.deg2rad(angles), jnp.float32),
+                                                orders[j])
   glob, pos = [None] * 6, [None] * 6
   for j, p in enumerate(parents):  # Parents precede children in this tree.
     if p < 0:
-      glob[j], pos[j] = quats[:, j], values[:, :3].astype(np.float32)
+      glob[j], pos[j] = jnp.asarray(quats[:, j]), jnp.asarray(values[:, :3], jnp.float32)
     else:
       pos[j] = pos[p] + rotations.qrot(glob[p], np.broadcast_to(offsets[j].astype(np.float32), pos[p].shape))
       glob[j] = rotations.qmul(glob[p], quats[:, j])
@@ -177,7 +179,7 @@ def test_write_read_round_trip(tmp_path):
     np.testing.assert_allclose(back.skeleton.offsets, offsets, atol=1e-6)
     # The rotations read back equal the quaternions written (up to sign), and FK agrees.
     local, _ = bvh.local_transforms(back)
-    np.testing.assert_allclose(local, bvh.quaternion_to_matrix(quats), atol=1e-5)
+    np.testing.assert_allclose(local, rotations.quaternion_to_matrix(quats), atol=1e-5)
     np.testing.assert_allclose(bvh.forward_kinematics(back), bvh.forward_kinematics(written), atol=1e-5)
     np.testing.assert_allclose(bvh.forward_kinematics(back)[:, 0], root, atol=1e-6)
 

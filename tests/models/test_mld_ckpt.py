@@ -9,7 +9,7 @@ from lead_jax.errors import MissingFileError, WeightsError
 from lead_jax.models import LatentDenoiser, MotionVAE
 
 torch = pytest.importorskip("torch")
-from lead_jax.reference.torch_mld import MLDModel  # noqa: E402
+from benchmarks.torch_reference import MLDModel  # noqa: E402
 
 
 def _randomised(model):

@@ -78,10 +78,11 @@ def test_full_clip_model_directory_uses_text_tower(tiny_clip, tmp_path):
 def test_placeholder_token_pools_at_first_eos_not_argmax(tiny_clip):
   directory, model, _ = tiny_clip
   encoder = load_text_encoder("clip", directory)
-  (new_id,) = encoder.add_tokens(["<dance-x>"], initializer="dances")
-  assert new_id == encoder.vocab_size > encoder.eos_token_id
+  extra = encoder.new_tokens(["<dance-x>"], initializer="dances")
+  new_id = encoder.vocab_size
+  assert new_id > encoder.eos_token_id
   prompts = ["the man <dance-x>", "a person walks"]
-  batch = encoder.tokenize(prompts)
+  batch = encoder.tokenize(prompts, extra)
   assert (batch.ids[0] == new_id).sum() == 1
   # Argmax pooling (HF's rule for legacy configs) would pick the placeholder, not the end token.
   assert batch.ids.argmax(axis=1)[0] != batch.eos_index[0]
@@ -91,9 +92,9 @@ def test_placeholder_token_pools_at_first_eos_not_argmax(tiny_clip):
   model.resize_token_embeddings(new_id + 1)
   with torch.no_grad():
     model.text_model.embeddings.token_embedding.weight[new_id] = torch.as_tensor(
-        encoder.token_embedding("<dance-x>"))
+        extra.embedding("<dance-x>"))
   want_pooled, want_tokens = _torch_outputs(model, batch.ids)
-  ours = encoder.encode(prompts)
+  ours = encoder.encode(prompts, extra)
   np.testing.assert_allclose(ours, want_pooled, atol=1e-4, rtol=0)
   manual = want_tokens[np.arange(2), batch.eos_index] @ model.text_projection.weight.detach().numpy().T
   np.testing.assert_allclose(ours, manual, atol=1e-4, rtol=0)
@@ -107,35 +108,40 @@ def test_placeholder_token_pools_at_first_eos_not_argmax(tiny_clip):
 def test_embedding_swap_equals_set_token_embedding(tiny_clip):
   directory, _, _ = tiny_clip
   encoder = load_text_encoder("clip", directory)
-  (new_id,) = encoder.add_tokens(["<walk-y>"])
-  np.testing.assert_allclose(encoder.token_embedding(new_id),
+  extra = encoder.new_tokens(["<walk-y>"])
+  new_id = encoder.vocab_size
+  np.testing.assert_allclose(extra.embedding("<walk-y>"),
                              np.asarray(encoder.params["token_embedding"]["embedding"]).mean(0),
                              atol=1e-6)
   prompts = ["a person <walk-y> forward", "the man dances"]
-  before = encoder.encode(prompts)
+  before = encoder.encode(prompts, extra)
   vector = np.random.default_rng(0).normal(size=encoder.token_dim).astype(np.float32)
   # Inversion-style: swap the placeholder row of embed_tokens' output with jnp.where.
-  batch = encoder.tokenize(prompts)
-  emb = encoder.embed_tokens(encoder.params, batch.ids, encoder.extra_embeddings)
+  batch = encoder.tokenize(prompts, extra)
+  emb = encoder.embed_tokens(encoder.params, batch.ids, extra.embeddings)
   swapped = jnp.where((batch.ids == new_id)[..., None], vector, emb)
   pooled_swapped, _ = jax.jit(encoder.encode_embeddings)(encoder.params, swapped, batch)
-  encoder.set_token_embedding("<walk-y>", vector)
-  after = encoder.encode(prompts)
+  learnt = extra.replace("<walk-y>", vector)
+  after = encoder.encode(prompts, learnt)
   np.testing.assert_allclose(after, pooled_swapped, atol=1e-5, rtol=0)
   assert np.abs(after[0] - before[0]).max() > 1e-3  # the prompt with the token changed
   np.testing.assert_allclose(after[1], before[1], atol=1e-6)  # the other did not
+  np.testing.assert_array_equal(extra.embedding("<walk-y>"),
+                                np.asarray(encoder.params["token_embedding"]["embedding"]).mean(0))
   # The gradient w.r.t. the extra rows is what textual inversion trains.
-  def loss(extra):
-    e = encoder.embed_tokens(encoder.params, batch.ids, extra)
+  def loss(rows):
+    e = encoder.embed_tokens(encoder.params, batch.ids, rows)
     return jnp.sum(encoder.encode_embeddings(encoder.params, e, batch)[0][0] ** 2)
-  grad = jax.jit(jax.grad(loss))(jnp.asarray(encoder.extra_embeddings))
+  grad = jax.jit(jax.grad(loss))(jnp.asarray(extra.embeddings))
   assert grad.shape == (1, encoder.token_dim) and float(jnp.abs(grad).max()) > 0
   with pytest.raises(InputError, match="already"):
-    encoder.add_tokens(["<walk-y>"])
+    encoder.new_tokens(["<walk-y>"], extra=extra)
+  with pytest.raises(InputError, match="already"):
+    encoder.new_tokens(["the</w>"])
   with pytest.raises(InputError, match="expected shape"):
-    encoder.set_token_embedding("<walk-y>", vector[:3])
+    extra.replace("<walk-y>", vector[:3])
   with pytest.raises(InputError, match="not a placeholder"):
-    encoder.token_embedding("the</w>")
+    extra.embedding("the</w>")
 
 
 def test_encode_batches_and_trimming_agree(tiny_clip):

@@ -48,17 +48,17 @@ def test_tiny_bert_without_normalize(tiny_bert):
 def test_bert_placeholder_token(tiny_bert):
   directory, _, _ = tiny_bert
   encoder = load_text_encoder("minilm", directory, max_length=16)
-  (new_id,) = encoder.add_tokens(["<dance-x>"], initializer="dances")
-  assert new_id == encoder.vocab_size
+  extra = encoder.new_tokens(["<dance-x>"], initializer="dances")
+  assert encoder.tokenize(["the man <dance-x>"], extra).ids.max() == encoder.vocab_size
   table = np.asarray(encoder.params["word_embeddings"]["embedding"])
-  np.testing.assert_allclose(encoder.token_embedding("<dance-x>"),
+  np.testing.assert_allclose(extra.embedding("<dance-x>"),
                              table[encoder.tokenizer.convert_tokens_to_ids("dances")], atol=1e-7)
   # Initialised from "dances", the placeholder prompt encodes exactly like the word prompt.
-  np.testing.assert_allclose(encoder.encode(["the man <dance-x>"]), encoder.encode(["the man dances"]),
-                             atol=1e-6)
-  encoder.set_token_embedding(new_id, table[encoder.tokenizer.convert_tokens_to_ids("walks")])
-  np.testing.assert_allclose(encoder.encode(["the man <dance-x>"]), encoder.encode(["the man walks"]),
-                             atol=1e-6)
+  np.testing.assert_allclose(encoder.encode(["the man <dance-x>"], extra),
+                             encoder.encode(["the man dances"]), atol=1e-6)
+  extra = extra.replace("<dance-x>", table[encoder.tokenizer.convert_tokens_to_ids("walks")])
+  np.testing.assert_allclose(encoder.encode(["the man <dance-x>"], extra),
+                             encoder.encode(["the man walks"]), atol=1e-6)
 
 
 def test_bert_bad_weights(tiny_bert, tmp_path):

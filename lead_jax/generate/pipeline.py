@@ -1,0 +1,334 @@
+"""Text-to-motion generation: the trained stages, frozen, and one jitted program per shape bucket.
+
+  pipe = Pipeline.from_workdir("runs/projector")          # LEAD (projector's workdir)
+  pipe = Pipeline.from_workdir("runs/denoiser")           # MLD mode (no projector)
+  pipe = Pipeline.from_mld_checkpoint("mld.ckpt", "deps/clip-vit-large-patch14",
+                                      "data/Mean.npy", "data/Std.npy")
+  out = pipe.generate(["a person walks forward."], [120], jax.random.key(0))
+  out["features"]  # [N, Tmax, 263] de-normalised, zero past each length
+  out["joints"]    # [N, Tmax, 22, 3]
+  out = pipe.generate(["a person <dance-x>"], [120], key, concepts=[load_concept("d.npz")])
+
+`generate` runs ONE jitted program (`Pipeline.program`) over explicit arguments (frozen parameters
+and placeholder-token rows included, never closed over):
+
+  token embeddings (`embed_tokens`; concept rows enter here as data)
+    -> text encoder on the prompts            pooled [P, E]
+    -> `synthesis.synthesize`                  guided sampler (one lax.scan) with the unconditional
+                                               embedding CLIP("") (computed once per pipeline),
+                                               projector round trip (LEAD), VAE decode, joints
+
+Shapes are bucketed (`prompts`): motions, prompts and tokens to powers of two, decoded frames to
+a power of two >= 16 covering the longest requested length (at most `max_frames`, the stage's
+`data.max_len`). Each motion's noise comes from `fold_in(fold_in(key, prompt_id), sample)`
+(`diffusion.motion_keys`), so a motion does not depend on the rest of the batch, the padding or
+`num_samples`.
+
+Input rules: prompts are non-empty strings (`InputError` otherwise); lengths are integers in
+[1, max_frames]; prompts longer than the text encoder's context (77 CLIP tokens) are truncated as
+MLD does (first L-2 word pieces + end token) and flagged in `out["truncated"]`.
+
+Precision: `matmul_dtype='float32'` (default) keeps MLD's numerics; `'bfloat16'` runs the VAE,
+denoiser and projector matmuls in bfloat16 with float32 accumulation (`lead_jax.models.precision`).
+
+The frozen pieces are public (`vae`, `denoiser`, `projector`, `text_encoder`, `compute_params`,
+`mean`, `std`, `scheduler_state`): motion textual inversion (`lead_jax.train.inversion`) trains
+against them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lead_jax import workdir as stage_io
+from lead_jax.convert import mld_ckpt
+from lead_jax.diffusion import SAMPLERS, SchedulerState, make_scheduler, motion_keys
+from lead_jax.errors import ConfigError, InputError, WeightsError
+from lead_jax.generate import prompts, synthesis
+from lead_jax.io.arrays import load_npy
+from lead_jax.models import (LatentDenoiser, MotionVAE, Projector, build_denoiser, build_vae,
+                             precision)
+from lead_jax.motion.features import features_dim
+from lead_jax.text import load_text_encoder
+from lead_jax.text.base import TextEncoder, TokenBatch
+from lead_jax.text.concepts import Concept, as_extra_tokens
+
+DEFAULT_MAX_FRAMES = 196
+# The noise schedule of MLD (configs' `scheduler` section), for pipelines built from raw weights.
+MLD_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+                "beta_schedule": "scaled_linear"}
+DEFAULT_STEPS = {"ddim": 50, "ddpm": 50, "lcm": 1}
+
+
+class Pipeline:
+  """Frozen VAE + denoiser (+ projector) + text encoder + dataset statistics, ready to generate."""
+
+  def __init__(self, *, vae: MotionVAE, denoiser: LatentDenoiser, projector: Projector | None,
+               params: Mapping[str, Any], text_encoder: TextEncoder, mean: Any, std: Any,
+               max_frames: int | None = None, schedule: Mapping[str, Any] | None = None,
+               source: str = "", matmul_dtype: str = "float32"):
+    """See `from_workdir` / `from_mld_checkpoint`. `params` has `vae`, `denoiser` (+`projector`);
+    `schedule` is the denoiser's noise schedule (a config `scheduler` section; MLD's by default).
+
+    `matmul_dtype`: 'float32' (MLD's numerics) or 'bfloat16' (the VAE, denoiser and projector run
+    bfloat16 matmuls with float32 accumulation, everything else float32). The text encoder always
+    runs float32.
+    """
+    if int(denoiser.text_dim) != int(text_encoder.embed_dim):
+      raise ConfigError(f"denoiser.text_dim={denoiser.text_dim} but the {text_encoder.name} text "
+                        f"encoder gives {text_encoder.embed_dim}-d embeddings")
+    if projector is not None and int(projector.text_dim) != int(text_encoder.embed_dim):
+      raise ConfigError(f"projector.text_dim={projector.text_dim} but the {text_encoder.name} text "
+                        f"encoder gives {text_encoder.embed_dim}-d embeddings")
+    if projector is not None and projector.latent_dim != vae.latent_dim:
+      raise ConfigError(f"projector.latent_dim={projector.latent_dim} != vae.latent_dim={vae.latent_dim}")
+    if denoiser.latent_dim != vae.latent_dim:
+      raise ConfigError(f"denoiser.latent_dim={denoiser.latent_dim} != vae.latent_dim={vae.latent_dim}")
+    for name in ("vae", "denoiser") + (("projector",) if projector is not None else ()):
+      if name not in params:
+        raise WeightsError(f"pipeline params lack the '{name}' tree (found {sorted(params)})")
+    self.vae, self.denoiser, self.projector = vae, denoiser, projector
+    self.params = {k: jax.tree.map(jnp.asarray, v) for k, v in params.items()}
+    self.text_encoder = text_encoder
+    self.mean = _stat(mean, vae.nfeats, "Mean")
+    self.std = _stat(std, vae.nfeats, "Std")
+    if not np.all(self.std > 0):
+      raise InputError(f"Std has {int(np.sum(self.std <= 0))} entries <= 0")
+    self.joints_num = {features_dim(22): 22, features_dim(21): 21}.get(vae.nfeats)
+    if self.joints_num is None:
+      raise ConfigError(f"vae.nfeats={vae.nfeats} is neither HumanML3D (263) nor KIT (251)")
+    self.max_frames = int(max_frames or min(DEFAULT_MAX_FRAMES, vae.max_len))
+    if not 1 <= self.max_frames <= vae.max_len:
+      raise ConfigError(f"max_frames={self.max_frames} must be in [1, vae.max_len={vae.max_len}]")
+    self.schedule = dict(schedule or MLD_SCHEDULE)
+    self.source = source
+    self.matmul_dtype = precision.check_matmul_dtype(matmul_dtype)
+    self._cast: tuple[Any, Any] | None = None
+    self._uncond: np.ndarray | None = None
+    self.program = jax.jit(self._program, static_argnames=("use_projector", "frames"),
+                           compiler_options=precision.compiler_options(self.matmul_dtype))
+
+  # ---- construction ------------------------------------------------------------------------------
+  @classmethod
+  def from_workdir(cls, workdir: str | os.PathLike, *, denoiser_workdir: str | None = None,
+                   vae_workdir: str | None = None, text_encoder: TextEncoder | None = None,
+                   text_encoder_path: str | None = None, data_dir: str | None = None,
+                   mean: Any = None, std: Any = None, params_item: str | None = None,
+                   max_frames: int | None = None, matmul_dtype: str = "float32") -> "Pipeline":
+    """Loads the projector's workdir (LEAD) or the denoiser's (MLD mode) and the stages it names.
+
+    Each stage's latest checkpoint gives its config and weights (`lead_jax.workdir.load_stage`:
+    `ema_params` when saved, else `params`; `params_item` overrides that rule). The projector's
+    config names `dependencies.denoiser_workdir` and `vae_workdir` (a denoiser's config names
+    `vae_workdir`); keyword arguments override them. The text encoder is the denoiser config's
+    `text_encoder.kind` at `dependencies.text_encoder_path`; Mean/Std come from `data.dir` (or
+    `data_dir`, or arrays/paths `mean`, `std`). Raises `MissingFileError` / `WeightsError` /
+    `ConfigError` naming the workdir.
+    """
+    workdir = str(workdir)
+    top = stage_io.load_stage(workdir, item=params_item)
+    stages = {top.kind: top}
+    if top.kind == "projector":
+      den_dir = denoiser_workdir or top.config.dependencies.denoiser_workdir
+      if not den_dir:
+        raise ConfigError(f"{workdir}: the projector's config has an empty "
+                          "dependencies.denoiser_workdir; pass the denoiser's workdir "
+                          "(denoiser_workdir=..., CLI --denoiser-workdir)")
+      stages["denoiser"] = stage_io.load_stage(den_dir, "denoiser", item=params_item)
+    elif top.kind != "denoiser":
+      raise ConfigError(f"{workdir}: a {top.kind} stage; give the workdir of the projector stage "
+                        "(LEAD) or of the denoiser stage (MLD mode)")
+    den = stages["denoiser"]
+    vae_dir = (vae_workdir or top.config.dependencies.vae_workdir
+               or den.config.dependencies.vae_workdir)
+    if not vae_dir:
+      raise ConfigError(f"{den.workdir}: dependencies.vae_workdir is empty; pass vae_workdir=... "
+                        "(CLI --vae-workdir)")
+    stages["vae"] = stage_io.load_stage(vae_dir, "vae", item=params_item)
+    if text_encoder is None:
+      path = text_encoder_path or den.config.dependencies.text_encoder_path or None
+      text_encoder = load_text_encoder(den.config.text_encoder.kind, path)
+    if mean is None or std is None:
+      mean, std = stage_io.dataset_stats(den.config, data_dir, stages["vae"].module.nfeats)
+    return cls(vae=stages["vae"].module, denoiser=den.module,
+               projector=stages["projector"].module if "projector" in stages else None,
+               params={name: stage.params for name, stage in stages.items()},
+               text_encoder=text_encoder, mean=mean, std=std,
+               max_frames=max_frames or den.config.data.max_len,
+               schedule=den.config.scheduler, source=workdir, matmul_dtype=matmul_dtype)
+
+  @classmethod
+  def from_mld_checkpoint(cls, ckpt: str | os.PathLike, clip_dir: str | os.PathLike | None,
+                          mean: Any, std: Any, *, text_encoder: TextEncoder | None = None,
+                          num_heads: int = 4, max_frames: int | None = None,
+                          matmul_dtype: str = "float32") -> "Pipeline":
+    """MLD's published `.ckpt` (VAE + denoiser) with CLIP from `clip_dir`; no projector.
+
+    Module sizes are read from the checkpoint (`convert.mld_ckpt.infer_sections`); `num_heads` is
+    MLD's 4. `mean`, `std`: arrays or `.npy` paths.
+    """
+    sections, (vae_params, den_params) = mld_ckpt.read_mld_checkpoint(ckpt, num_heads=num_heads)
+    if den_params is None:
+      raise WeightsError(f"{ckpt}: the checkpoint holds a VAE only (no denoiser.* keys)")
+    if text_encoder is None:
+      text_encoder = load_text_encoder("clip", clip_dir)
+    return cls(vae=build_vae(sections["vae"]), denoiser=build_denoiser(sections["denoiser"]),
+               projector=None, params={"vae": vae_params, "denoiser": den_params},
+               text_encoder=text_encoder, mean=mean, std=std, max_frames=max_frames,
+               source=str(ckpt), matmul_dtype=matmul_dtype)
+
+  # ---- the frozen pieces -------------------------------------------------------------------------
+  @property
+  def has_projector(self) -> bool:
+    return self.projector is not None
+
+  @property
+  def is_consistency_model(self) -> bool:
+    """Whether the denoiser is a consistency-distilled student (MotionLCM): LCM sampling only."""
+    return synthesis.is_consistency_model(self.denoiser)
+
+  @property
+  def compute_params(self) -> Mapping[str, Any]:
+    """`params` with the matmul kernels in `matmul_dtype` (cast once, redone if `params` is replaced)."""
+    if self._cast is None or self._cast[0] is not self.params:
+      self._cast = (self.params, precision.cast_matmul_weights(self.params, self.matmul_dtype))
+    return self._cast[1]
+
+  @property
+  def uncond_embedding(self) -> np.ndarray:
+    """`[E]` the empty prompt's pooled embedding (classifier-free guidance), computed once."""
+    if self._uncond is None:
+      self._uncond = self.text_encoder.encode([""])[0]
+    return self._uncond
+
+  def scheduler_state(self, kind: str = "ddim", steps: int | None = None) -> SchedulerState:
+    """The sampler's schedule: the denoiser's noise schedule with `kind`'s inference timesteps."""
+    if kind not in SAMPLERS:
+      raise InputError(f"scheduler must be one of {SAMPLERS}, found {kind!r}")
+    if (kind == "lcm") != self.is_consistency_model:
+      raise ConfigError(
+          f"scheduler {kind!r} with {'a consistency-distilled (MotionLCM)' if self.is_consistency_model else 'an MLD'} "
+          f"denoiser: " + ("use --scheduler lcm (1, 2 or 4 steps)" if self.is_consistency_model
+                           else "the LCM scheduler needs a consistency-distilled denoiser "
+                                "(`lead-jax train` of an LCM config, or `lead-jax import motionlcm`)"))
+    return make_scheduler(self.schedule, kind, DEFAULT_STEPS[kind] if steps is None else steps)
+
+  def default_scheduler(self) -> str:
+    return "lcm" if self.is_consistency_model else "ddim"
+
+  # ---- generation --------------------------------------------------------------------------------
+  def _program(self, params: Mapping[str, Any], text_params: Any, extra_rows: jax.Array,
+               tokens: TokenBatch, uncond_emb: jax.Array, prompt_index: jax.Array,
+               lengths: jax.Array, keys: jax.Array, guidance_scale: jax.Array,
+               state: SchedulerState, mean: jax.Array, std: jax.Array, *, use_projector: bool,
+               frames: int) -> tuple[jax.Array, jax.Array]:
+    """The jitted generation program.
+
+    Args:
+      params: {'vae', 'denoiser', 'projector'?} parameter trees.
+      text_params, extra_rows: the text encoder's parameters and placeholder rows `[K, D]`.
+      tokens: `[P, L]` prompts. uncond_emb: `[E]` CLIP("").
+      prompt_index: `[N]` row of `tokens` of each motion. lengths: `[N]` frames. keys: `[N]` keys.
+      guidance_scale: scalar. state: scheduler. mean, std: `[D]`.
+    Returns:
+      features `[N, frames, D]` de-normalised and joints `[N, frames, J, 3]`, both zero past each
+      motion's length.
+    """
+    enc = self.text_encoder
+    embeddings = enc.embed_tokens(text_params, tokens.ids, extra_rows)
+    pooled = enc.encode_embeddings(text_params, embeddings, tokens)[0].astype(jnp.float32)
+    return synthesis.synthesize(self.vae, self.denoiser, self.projector if use_projector else None,
+                                params, pooled[prompt_index], uncond_emb, lengths, keys,
+                                guidance_scale, state, mean, std, frames, self.joints_num)
+
+  def generate(self, texts: Sequence[str], lengths: int | Sequence[int], key: jax.Array,
+               guidance_scale: float = 7.5, steps: int | None = None,
+               use_projector: bool | None = None, scheduler: str | None = None,
+               num_samples: int = 1, prompt_ids: Sequence[int] | None = None,
+               concepts: Sequence[Concept] = ()) -> dict[str, Any]:
+    """Motions for `texts` (each `num_samples` times) of the given `lengths` (frames).
+
+    Args:
+      texts: P prompts. lengths: one int for all, or P ints in [1, max_frames].
+      key: PRNG key. guidance_scale: s of classifier-free guidance (a consistency model takes
+        w = s - 1 as an input instead).
+      steps: sampler steps (default 50 for ddim/ddpm, 1 for lcm).
+      scheduler: "ddim" (MLD), "ddpm" or "lcm" (consistency models); default by the denoiser.
+      use_projector: LEAD's D_proj(E_proj(z0)) before decoding; None = when the pipeline has one.
+      num_samples: motions per prompt.
+      prompt_ids: P non-negative ints folded into the key instead of the prompts' positions (so a
+        caller batching a long prompt list gets the same motions as one big call).
+      concepts: learnt tokens (`lead_jax.text.concepts.Concept`) the prompts may use.
+    Returns:
+      dict with `features [N, Tmax, D]` (de-normalised), `joints [N, Tmax, J, 3]` (NumPy, zero past
+      each length; Tmax = max(lengths)), `mask [N, Tmax]`, `lengths [N]`, `texts` (N strings),
+      `prompt_index [N]`, `sample_index [N]`, `truncated [P]` and `projector` (bool); N = P x
+      num_samples ordered prompt-major.
+    """
+    texts = prompts.check_texts(texts)
+    lengths = self.check_lengths(lengths, len(texts))
+    num_samples = prompts.check_positive("num_samples", num_samples)
+    guidance_scale = prompts.check_finite("guidance_scale", guidance_scale)
+    if use_projector is None:
+      use_projector = self.has_projector
+    if use_projector and not self.has_projector:
+      raise ConfigError(f"{self.source or 'this pipeline'} has no projector (MLD mode): generate "
+                        "with use_projector=False (CLI --no-projector)")
+    state = self.scheduler_state(scheduler or self.default_scheduler(), steps)
+    extra = as_extra_tokens(list(concepts), self.text_encoder)
+
+    count = len(texts) * num_samples
+    ids = np.arange(len(texts)) if prompt_ids is None else np.asarray(prompt_ids, np.int64)
+    if ids.shape != (len(texts),) or (ids < 0).any():
+      raise InputError(f"prompt_ids must be {len(texts)} non-negative integers, found {prompt_ids!r}")
+    prompt_pos = np.repeat(np.arange(len(texts)), num_samples)
+    sample_idx = np.tile(np.arange(num_samples), len(texts))
+    tokens, truncated = prompts.tokenize_prompts(self.text_encoder, texts, extra)
+    pad = prompts.next_pow2(count) - count
+    prompt_index = np.concatenate([prompt_pos, np.zeros(pad, np.int64)]).astype(np.int32)
+    frame_counts = np.concatenate([np.repeat(lengths, num_samples), np.ones(pad, np.int64)])
+    keys = motion_keys(key, np.concatenate([ids[prompt_pos], np.zeros(pad, np.int64)]),
+                       np.concatenate([sample_idx, np.arange(pad) + num_samples]))
+    features, joints = self.program(
+        self.compute_params, self.text_encoder.params, jnp.asarray(extra.embeddings),
+        jax.tree.map(jnp.asarray, tokens), jnp.asarray(self.uncond_embedding),
+        jnp.asarray(prompt_index), jnp.asarray(frame_counts, jnp.int32), keys,
+        jnp.asarray(guidance_scale, jnp.float32), state, jnp.asarray(self.mean),
+        jnp.asarray(self.std), use_projector=bool(use_projector),
+        frames=prompts.frame_bucket(int(lengths.max()), self.max_frames))
+    t_max = int(lengths.max())
+    out_lengths = frame_counts[:count].astype(np.int64)
+    return {
+        "features": np.asarray(features[:count, :t_max]),
+        "joints": np.asarray(joints[:count, :t_max]),
+        "mask": np.arange(t_max)[None] < out_lengths[:, None],
+        "lengths": out_lengths,
+        "texts": [texts[p] for p in prompt_pos],
+        "prompt_index": prompt_pos,
+        "sample_index": sample_idx,
+        "truncated": truncated,
+        "projector": bool(use_projector),
+    }
+
+  def num_compiled(self) -> int:
+    """How many shapes/variants the generation program has been compiled for."""
+    return int(self.program._cache_size())  # pylint: disable=protected-access
+
+  def check_lengths(self, lengths: int | Sequence[int], count: int) -> np.ndarray:
+    """`[P]` frame counts, each in [1, max_frames] (`InputError` otherwise)."""
+    return prompts.check_lengths(lengths, count, self.max_frames)
+
+
+def _stat(value: Any, dim: int, name: str) -> np.ndarray:
+  if isinstance(value, (str, os.PathLike)):
+    value = load_npy(value, f"{name} statistics file")
+  array = np.asarray(value, np.float32)
+  if array.shape != (dim,):
+    raise InputError(f"{name} must have shape ({dim},) to match vae.nfeats, found {array.shape}")
+  return array

@@ -1,1 +1,0 @@
-"""PyTorch re-statements of reference models (need `torch`), for parity tests and baselines."""
