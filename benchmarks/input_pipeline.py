@@ -9,7 +9,7 @@ split has `--clips` clips of realistic lengths, 2 captions each). Text embedding
 Measured: batches/s of `lead_jax.train.inputs.make_train_stream` with the tf.data backend (TFDS
 records prepared first) and the NumPy backend (grain prefetch thread on and off), steady state after
 warm-up, on this machine.
-Baseline: steps/s of the real stage-2 step (`lead_jax.train.common.make_train_program` with
+Baseline: steps/s of the real stage-2 step (`lead_jax.train.step.make_train_program` with
 `lead_jax.train.denoiser.make_loss_fn`: frozen MLD VAE encode + denoiser forward/backward + AdamW)
 at the paper's model size (configs/denoiser_humanml3d.py), same batch size. Target: input >= 5x.
 """
@@ -34,7 +34,9 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 from configs import denoiser_humanml3d, train_common  # pylint: disable=wrong-import-position
 from lead_jax.models import build_denoiser, build_vae, init_params  # pylint: disable=wrong-import-position
-from lead_jax.train import common, denoiser, inputs  # pylint: disable=wrong-import-position
+from lead_jax.train import denoiser, inputs  # pylint: disable=wrong-import-position
+from lead_jax.train import mesh as mesh_lib  # pylint: disable=wrong-import-position
+from lead_jax.train.step import make_train_program  # pylint: disable=wrong-import-position
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("LEAD_JAX_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -97,9 +99,9 @@ def denoiser_steps_per_second(batch: int, seconds: float) -> float:
   """The real stage-2 step at paper size (VAE 18.0M frozen, denoiser 8.3M, CLIP-sized text)."""
   config = train_common.denoiser_training(denoiser_humanml3d.get_config(), num_steps=1000,
                                           batch_size=batch)
-  mesh = common.make_mesh(config)
+  mesh = mesh_lib.make_mesh(config)
   vae, model = build_vae(config.vae), build_denoiser(config.denoiser)
-  program = common.make_train_program(
+  program = make_train_program(
       config, mesh, lambda key: init_params("denoiser", model, key),
       denoiser.make_loss_fn(model, vae, denoiser.make_scheduler(config), config))
   state = program.init(jax.random.key(0))
@@ -108,7 +110,7 @@ def denoiser_steps_per_second(batch: int, seconds: float) -> float:
   local = {"motion": rng.standard_normal((batch, 196, config.vae.nfeats)).astype(np.float32),
            "mask": np.arange(196)[None] < length[:, None],
            "text_emb": rng.standard_normal((batch, config.denoiser.text_dim)).astype(np.float32)}
-  batch_arrays = common.to_global_batch(local, mesh)
+  batch_arrays = mesh_lib.to_global_batch(local, mesh)
   frozen = {"vae": init_params("vae", vae, jax.random.key(1)),
             "null_text_emb": jax.numpy.zeros((config.denoiser.text_dim,))}
   key = jax.random.key(2)

@@ -1,6 +1,6 @@
 """Training-step throughput of the three stages against a PyTorch re-statement of the same step.
 
-JAX side: the exact jitted step the trainers run, `lead_jax.train.common.make_train_program` with
+JAX side: the exact jitted step the trainers run, `lead_jax.train.step.make_train_program` with
 the stage's own loss (`lead_jax.train.{vae,denoiser,projector}.make_loss_fn`) at the paper's model
 sizes (configs/vae_humanml3d.py, configs/denoiser_humanml3d.py, configs/projector_humanml3d.py:
 MLD VAE 18.0M params, MLD denoiser 8.2M with CLIP-width text 768, LEAD projector 'transformer'):
@@ -55,10 +55,11 @@ from lead_jax.config_loader import load_config  # noqa: E402
 from lead_jax.models import build_denoiser, build_projector, build_vae, count_params  # noqa: E402
 from lead_jax.models import init_params  # noqa: E402
 from benchmarks import torch_reference as torch_mld  # noqa: E402
-from lead_jax.train import common  # noqa: E402
+from lead_jax.train import mesh as mesh_lib  # noqa: E402
 from lead_jax.train import denoiser as denoiser_stage  # noqa: E402
 from lead_jax.train import projector as projector_stage  # noqa: E402
 from lead_jax.train import vae as vae_stage  # noqa: E402
+from lead_jax.train.step import make_train_program  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = {"vae": "configs/vae_humanml3d.py", "denoiser": "configs/denoiser_humanml3d.py",
@@ -204,7 +205,7 @@ def _torch_update(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torc
 
 def build_case(stage: str, batch_size: int, args: argparse.Namespace) -> Case:
   config = load_config(str(REPO / CONFIGS[stage]), [])
-  mesh = common.make_mesh(config)
+  mesh = mesh_lib.make_mesh(config)
   rng = np.random.default_rng(0)
   frames, nfeats, joints = args.frames, int(config.dataset.nfeats), int(config.dataset.joints_num)
   text_dim = 0 if stage == "vae" else int(config.text_encoder.dim)
@@ -272,7 +273,7 @@ def build_case(stage: str, batch_size: int, args: argparse.Namespace) -> Case:
       torch_model = TorchProjector(text_dim, p.latent_dim, p.num_tokens, p.width, p.ff_size,
                                    p.num_layers, p.num_heads, p.dropout).train()
       weights = projector_stage.loss_weights(config)
-      kl_eps = float(config.loss.get("kl_eps", 1e-6))
+      kl_eps = float(config.loss.kl_eps)
 
       def torch_loss():
         with torch.no_grad():
@@ -281,9 +282,9 @@ def build_case(stage: str, batch_size: int, args: argparse.Namespace) -> Case:
         return torch_projector_loss(z, z_proj, z_hat, text_t, weights, kl_eps)
     init = lambda key, m=model: init_params(stage, m, key)
 
-  program = common.make_train_program(config, mesh, init, loss_fn)
+  program = make_train_program(config, mesh, init, loss_fn)
   state = program.init(jax.random.key(0))
-  jax_batch = common.to_global_batch({k: v for k, v in data.items() if k != "length"}, mesh)
+  jax_batch = mesh_lib.to_global_batch({k: v for k, v in data.items() if k != "length"}, mesh)
   optimizer = _torch_optimizer(torch_model.parameters(), config, args.torch_adamw)
   print(f"  {stage}: {count_params(state.params) / 1e6:.2f}M trained params (JAX), "
         f"{sum(p.numel() for p in torch_model.parameters()) / 1e6:.2f}M (torch)", flush=True)

@@ -1,14 +1,25 @@
 """Training sections shared by the stage configs (the model sections live in `configs/common.py`).
 
 `add_training(config, ...)` adds `seed`, `multihost`, `mesh`, `optimizer`, `train`, `data` and
-`dependencies` to a stage config; fields are documented in `lead_jax/train/common.py` (optimiser,
-loop) and `lead_jax/data` (data). The defaults are MLD's recipe (reference §2.6, §3.3): AdamW
-lr 1e-4, betas (0.9, 0.999), eps 1e-8, weight decay 0.01, constant rate, no clipping, fp32, no EMA.
+`dependencies` to a stage config. These functions hold the defaults: the training code reads every
+field as `config.section.field` and a missing one is a ConfigError naming it. Fields are documented
+in `lead_jax/train/__init__.py` (mesh), `optim.py`, `step.py`, `loop.py` and `lead_jax/data` (data).
+The defaults are MLD's recipe (reference §2.6, §3.3): AdamW lr 1e-4, betas (0.9, 0.999), eps 1e-8,
+weight decay 0.01, constant rate, no clipping, fp32, no EMA, data parallel over every device.
 """
 
 from __future__ import annotations
 
 import ml_collections
+from ml_collections.config_dict import placeholder
+
+
+def mesh_config(data: int = -1, fsdp: int = 1) -> ml_collections.ConfigDict:
+  """The device mesh, axes ("data", "fsdp"): `data` devices (-1 = all that `fsdp` leaves) x `fsdp`
+  devices. The batch is split over both axes; params, optimiser state and EMA are split over `fsdp`
+  along their largest dimension divisible by it (replicated when none is). `fsdp` 1 = pure data
+  parallelism; a larger `fsdp` divides the state's memory per device by it (same numbers)."""
+  return ml_collections.ConfigDict({"data": data, "fsdp": fsdp})
 
 
 def optimizer_config(learning_rate: float = 1e-4) -> ml_collections.ConfigDict:
@@ -29,15 +40,24 @@ def data_config(data_dir: str = "", builder: str = "humanml3d", batch_size: int 
                 max_len: int = 196) -> ml_collections.ConfigDict:
   """Every field `lead_jax.data.data_options` reads (their meaning: `lead_jax/data/options.py`).
 
-  None values: `seed` -> the run's `config.seed`, `fps` -> the dataset kind's frame rate (20; KIT-ML
-  12.5), `tfds_dir` -> TFDS's default folder, `max_clip_len` -> no clip dropped, `text_cache_dir` ->
-  embeddings kept in memory only.
+  None values (typed placeholders, so `--config.data.fps=20` parses): `seed` -> the run's
+  `config.seed`, `fps` -> the dataset kind's frame rate (20; KIT-ML 12.5), `tfds_dir` -> TFDS's
+  default folder, `max_clip_len` -> no clip dropped, `text_cache_dir` -> embeddings kept in memory.
   """
   return ml_collections.ConfigDict({
-      "dir": data_dir, "builder": builder, "backend": "numpy", "tfds_dir": None,
+      "dir": data_dir, "builder": builder, "backend": "numpy", "tfds_dir": placeholder(str),
       "batch_size": batch_size, "split": "train", "eval_split": "test", "min_len": 40,
-      "max_len": max_len, "unit_length": 4, "fps": None, "max_clip_len": None,
-      "shuffle_buffer": 0, "prefetch": 2, "seed": None, "eval_seed": 0, "text_cache_dir": None})
+      "max_len": max_len, "unit_length": 4, "fps": placeholder(float),
+      "max_clip_len": placeholder(int), "shuffle_buffer": 0, "prefetch": 2,
+      "seed": placeholder(int), "eval_seed": 0, "text_cache_dir": placeholder(str)})
+
+
+def dependencies_config() -> ml_collections.ConfigDict:
+  """Workdirs of the stages a stage depends on (their EMA weights when they kept one, else their
+  params: `lead_jax.workdir`'s rule) and the text encoder's model directory."""
+  return ml_collections.ConfigDict({
+      "vae_workdir": "", "denoiser_workdir": "",
+      "text_encoder_path": ""})  # CLIP model directory (MiniLM needs none)
 
 
 def add_training(config: ml_collections.ConfigDict, *, num_steps: int, batch_size: int,
@@ -46,15 +66,11 @@ def add_training(config: ml_collections.ConfigDict, *, num_steps: int, batch_siz
   """Adds the training sections to a stage config built by `configs.common.base_config`."""
   config.seed = 0
   config.multihost = False
-  config.mesh = ml_collections.ConfigDict({"shape": (-1,), "axis_names": ("data",)})
+  config.mesh = mesh_config()
   config.optimizer = optimizer_config(learning_rate)
   config.train = train_loop_config(num_steps)
   config.data = data_config(data_dir, builder, batch_size, max_len)
-  # Workdirs of the stages this one depends on (their EMA weights when they kept one, else their
-  # params: `lead_jax.workdir`'s rule).
-  config.dependencies = ml_collections.ConfigDict({
-      "vae_workdir": "", "denoiser_workdir": "",
-      "text_encoder_path": ""})  # CLIP model directory (MiniLM needs none)
+  config.dependencies = dependencies_config()
   return config
 
 

@@ -1,123 +1,138 @@
-"""Load a `get_config()` Python config file and apply `--config.a.b=value` overrides.
-
-Follows ml_collections' `config_flags` conventions without absl flags: `path` may carry an argument
-after a colon (`configs/x.py:kit` calls `get_config('kit')`); each override names an existing field
-by its dotted path and its string value is coerced to that field's current type (bool accepts
-true/false/1/0/yes/no; tuples and lists are Python literals; a None field takes a Python literal or
-the raw string). Unknown fields and values that do not parse raise `ConfigError`.
+"""Config files and `--config.a.b=value` overrides: a thin adapter over `ml_collections.config_flags`.
 
   config = load_config("configs/vae_humanml3d.py", ["--config.vae.dropout=0.2"])
+  config = load_config("configs/x.py:kit")            # calls get_config('kit')
+
+`load_config` parses `--config=path[:arg]` with `config_flags.DEFINE_config_file` on a private
+`absl.flags.FlagValues` (the repository root of the config file is on `sys.path` while it loads, so
+`from configs import common` works from any working directory), then `apply_overrides` parses the
+overrides with `config_flags.DEFINE_config_dict`: values are parsed by the field's type (bool:
+true/false/1/0; tuples: a Python literal or the flag repeated), `--config.a.b value` works too.
+Unknown fields, sections and values that do not parse raise a `ConfigError` naming the field.
+`add_override_arguments(parser)` lets an argparse (sub)command collect the override strings.
+`require_fields(config, fields, reader)` is how library code says which fields it reads: a missing
+one is a `ConfigError` naming it (defaults live in the config files, never in the code).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib.util
+import contextlib
 import pathlib
+import re
 import sys
-from typing import Any, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import ml_collections
+from absl import flags
+from ml_collections import config_flags
 
 from lead_jax.errors import ConfigError, MissingFileError
 
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
+_FLAG = "config"
+_PROGRAM = "lead-jax"  # argv[0] of the private flag parsers
 
 
-def _load_module(path: pathlib.Path):
-  # Config files import `configs.common`: make the folder holding `configs/` importable.
-  root = str(path.resolve().parent.parent)
+@contextlib.contextmanager
+def _importable_root(file: pathlib.Path):
+  """The folder holding the config file's `configs/` package on `sys.path` while it loads."""
+  root = str(file.resolve().parent.parent)
   added = root not in sys.path
   if added:
     sys.path.insert(0, root)
   try:
-    spec = importlib.util.spec_from_file_location(f"_lead_jax_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    yield
   finally:
     if added:
       sys.path.remove(root)
-  return module
 
 
-def _coerce(value: str, current: Any, key: str) -> Any:
+def _override_keys(overrides: Sequence[str]) -> list[str]:
+  """`['--config.a.b=1', '--config.c', 'x']` -> `['a.b', 'c']` (values given apart are skipped)."""
+  return [arg.split("=", 1)[0][len(f"--{_FLAG}."):] for arg in overrides
+          if arg.startswith(f"--{_FLAG}.")]
+
+
+def _check_field(config: ml_collections.ConfigDict, key: str) -> None:
+  """ConfigError unless `key` (dotted) names an existing leaf field of `config`."""
+  parts = key.split(".")
+  node = config
+  for depth, part in enumerate(parts):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      where = ".".join(parts[:depth]) or _FLAG
+      known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+      raise ConfigError(f"unknown config field --config.{key}: {where} has no field {part!r} "
+                        f"(fields: {', '.join(known)})")
+    node = node[part]
+  if isinstance(node, ml_collections.ConfigDict):
+    raise ConfigError(f"--config.{key} is a section, not a field; set one of its fields")
+
+
+def _value_error(config: ml_collections.ConfigDict, error: flags.Error) -> ConfigError:
+  """The ConfigError of a value absl could not parse (`flag --config.a.b=v: reason`)."""
+  match = re.match(rf"flag --{_FLAG}\.([\w.]+)=(.*?): (.*)", str(error), re.S)
+  if not match:
+    return ConfigError(str(error))
+  key, value, reason = match.groups()
+  holder, _, field = key.rpartition(".")
+  section = config[holder] if holder else config
+  expected = section.get_type(field).__name__
+  return ConfigError(f"--config.{key}={value!r}: expected a {expected} (current value "
+                     f"{section[field]!r}; {reason})")
+
+
+def apply_overrides(config: ml_collections.ConfigDict,
+                    overrides: Sequence[str]) -> ml_collections.ConfigDict:
+  """Applies `--config.a.b=value` (or `--config.a.b value`) strings to `config` in place."""
+  overrides = list(overrides)
+  if not overrides:
+    return config
+  for key in _override_keys(overrides):
+    _check_field(config, key)
+  argv = [_PROGRAM, *overrides]
+  flag_values = flags.FlagValues()
   try:
-    if isinstance(current, bool):
-      low = value.strip().lower()
-      if low in _TRUE | _FALSE:
-        return low in _TRUE
-      raise ValueError(value)
-    if isinstance(current, int):
-      return int(value)
-    if isinstance(current, float):
-      return float(value)
-    if isinstance(current, str):
-      return value
-    if isinstance(current, (tuple, list)):
-      parsed = ast.literal_eval(value)
-      if not isinstance(parsed, (tuple, list)):
-        parsed = (parsed,)
-      return type(current)(parsed)
-    if current is None:
-      try:
-        return ast.literal_eval(value)
-      except (ValueError, SyntaxError):
-        return value
-  except (ValueError, SyntaxError):
-    raise ConfigError(f"--config.{key}={value!r}: expected a {type(current).__name__} "
-                      f"(current value {current!r})") from None
-  raise ConfigError(f"--config.{key}: cannot override a field of type {type(current).__name__}")
-
-
-def split_override(arg: str) -> tuple[str, str | None]:
-  """`'--config.a.b=1'` -> `('a.b', '1')`; `'--config.a.b'` -> `('a.b', None)`."""
-  body = arg[2:] if arg.startswith("--") else arg
-  if body.startswith("config."):
-    body = body[len("config."):]
-  key, sep, value = body.partition("=")
-  return key, (value if sep else None)
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> ml_collections.ConfigDict:
-  """Apply `--config.a.b=value` (or `--config.a.b value`) strings to `config` in place."""
-  args = list(overrides)
-  i = 0
-  while i < len(args):
-    key, value = split_override(args[i])
-    if value is None:
-      if i + 1 >= len(args):
-        raise ConfigError(f"--config.{key} has no value")
-      value, i = args[i + 1], i + 1
-    i += 1
-    parts = key.split(".")
-    node = config
-    for depth, part in enumerate(parts):
-      if not isinstance(node, (ml_collections.ConfigDict, dict)) or part not in node:
-        where = ".".join(parts[:depth]) or "config"
-        known = sorted(node.keys()) if isinstance(node, (ml_collections.ConfigDict, dict)) else []
-        raise ConfigError(f"unknown config field --config.{key}: {where} has no field {part!r} "
-                          f"(fields: {', '.join(known)})")
-      if depth < len(parts) - 1:
-        node = node[part]
-    current = node[parts[-1]]
-    if isinstance(current, (ml_collections.ConfigDict, dict)):
-      raise ConfigError(f"--config.{key} is a section, not a field; set one of its fields")
-    new = _coerce(value, current, key)
-    try:
-      node[parts[-1]] = new
-    except (TypeError, ValueError) as e:
-      raise ConfigError(f"--config.{key}={value!r}: {e}") from None
+    config_flags.DEFINE_config_dict(_FLAG, config, flag_values=flag_values, lock_config=False,
+                                    sys_argv=argv)
+    rest = flag_values(argv, known_only=False)
+  except flags.IllegalFlagValueError as e:
+    raise _value_error(config, e) from None
+  except flags.Error as e:
+    raise ConfigError(f"config overrides {overrides}: {e}") from None
+  if rest[1:]:
+    raise ConfigError(f"unexpected argument(s) {rest[1:]} among the config overrides (a boolean "
+                      "takes --config.a.b=false, not a separate value)")
   return config
 
 
-def add_override_arguments(parser: argparse.ArgumentParser) -> None:
-  """Let `parser` accept `--config.a.b=value` / `--config.a.b value` and collect them, in order,
-  as `args.config_overrides` (a list of strings for `load_config`).
+def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """`get_config()` of the Python file `path` (optionally `path:arg`), then `overrides` applied."""
+  file = pathlib.Path(str(path).partition(":")[0])
+  if not file.is_file():
+    raise MissingFileError(f"config file not found: {file}")
+  argv = [_PROGRAM, f"--{_FLAG}={path}"]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_file(_FLAG, None, "config file", flag_values=flag_values,
+                                  lock_config=False, sys_argv=argv)
+  with _importable_root(file):
+    try:
+      flag_values(argv)
+    except AttributeError as e:  # no get_config(), or a config file touching a missing attribute
+      raise ConfigError(f"config file {file}: {e}") from None
+    except flags.Error as e:
+      raise ConfigError(f"config file {path}: {e}") from None
+  config = flag_values[_FLAG].value
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"{file}: get_config() returned {type(config).__name__}, expected a ConfigDict")
+  return apply_overrides(config, overrides)
 
-  argparse has no wildcard options, so the parser's `parse_known_args` is wrapped to take these
-  strings out before argparse sees them (this also works for a subcommand's parser).
+
+def add_override_arguments(parser: argparse.ArgumentParser) -> None:
+  """Lets `parser` accept `--config.a.b=value` / `--config.a.b value` and collect them, in order,
+  as `args.config_overrides` (the strings `load_config` takes).
+
+  argparse has no wildcard options, so the parser's `parse_known_args` (which a subcommand's parser
+  also goes through) takes these strings out before argparse sees the rest.
   """
   inner = parser.parse_known_args
 
@@ -125,14 +140,13 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
     args = list(sys.argv[1:] if args is None else args)
     overrides, rest, i = [], [], 0
     while i < len(args):
-      arg = args[i]
-      if arg.startswith("--config."):
-        overrides.append(arg)
-        if "=" not in arg and i + 1 < len(args):
-          overrides.append(args[i + 1])
+      if args[i].startswith(f"--{_FLAG}."):
+        overrides.append(args[i])
+        if "=" not in args[i] and i + 1 < len(args) and not args[i + 1].startswith("--"):
           i += 1
+          overrides.append(args[i])
       else:
-        rest.append(arg)
+        rest.append(args[i])
       i += 1
     parsed, unknown = inner(rest, namespace)
     parsed.config_overrides = list(getattr(parsed, "config_overrides", None) or []) + overrides
@@ -141,16 +155,19 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
   parser.parse_known_args = parse_known_args
 
 
-def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-  """Run `get_config()` of the Python file `path` (optionally `path:arg`) and apply `overrides`."""
-  file, _, arg = str(path).partition(":")
-  file_path = pathlib.Path(file)
-  if not file_path.is_file():
-    raise MissingFileError(f"config file not found: {file}")
-  module = _load_module(file_path)
-  if not hasattr(module, "get_config"):
-    raise ConfigError(f"config file {file} defines no get_config()")
-  config = module.get_config(arg) if arg else module.get_config()
-  if not isinstance(config, ml_collections.ConfigDict):
-    raise ConfigError(f"{file}: get_config() returned {type(config).__name__}, expected a ConfigDict")
-  return apply_overrides(config, overrides)
+def require_fields(config: Mapping, fields: Mapping[str, Iterable[str]], reader: str) -> None:
+  """ConfigError naming each `config.<section>.<field>` of `fields` that `config` lacks.
+
+  `fields` maps a section (`''` = the top level) to the names `reader` (the code reading them,
+  named in the message) reads as `config.<section>.<name>`; defaults live in `configs/`.
+  """
+  missing = []
+  for section, names in fields.items():
+    if not section:
+      node, prefix = config, "config."
+    else:
+      node, prefix = (config[section] if section in config else {}), f"config.{section}."
+    missing += [prefix + name for name in names if name not in node]
+  if missing:
+    raise ConfigError(f"{reader} reads {', '.join(missing)}, missing from the config (build the "
+                      "sections with configs/train_common.py, which holds their defaults)")

@@ -115,7 +115,7 @@ def demo_stage_config(stage: str, config_path: str, data_dir: pathlib.Path,
 
 def train_demo_stages(data_dir: pathlib.Path, workdirs: pathlib.Path, steps_scale: float) -> dict:
   """Trains VAE, denoiser and projector in turn (each resumes or skips if already done)."""
-  from lead_jax.commands.train import train_stage  # pylint: disable=g-import-not-at-top
+  from lead_jax.train import train_stage  # pylint: disable=g-import-not-at-top
   from lead_jax.text import load_text_encoder  # pylint: disable=g-import-not-at-top
   text_encoder = load_text_encoder("minilm")
   result = {}

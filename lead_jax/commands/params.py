@@ -15,6 +15,7 @@ import argparse
 import importlib
 
 from lead_jax.config_loader import add_override_arguments, load_config
+from lead_jax.models import abstract_params, build_models, count_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +33,6 @@ def _text_encoder_count(config) -> int | None:
   """
   if "text_encoder" not in config or not ({"denoiser", "projector"} & set(config.keys())):
     return None  # a VAE-only stage uses no text encoder
-  from lead_jax.models import count_params
   kind = config.text_encoder.kind
   try:
     module = importlib.import_module(f"lead_jax.text.{kind}")
@@ -49,7 +49,6 @@ def _text_encoder_count(config) -> int | None:
 
 def count_config_params(config) -> dict[str, int]:
   """`{module: count}` for the model sections present in `config` (plus text_encoder if known)."""
-  from lead_jax.models import abstract_params, build_models, count_params
   counts = {name: count_params(abstract_params(name, module))
             for name, module in build_models(config).items()}
   text = _text_encoder_count(config)
@@ -59,7 +58,7 @@ def count_config_params(config) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-  config = load_config(args.config, getattr(args, "config_overrides", []))
+  config = load_config(args.config, args.config_overrides)
   counts = count_config_params(config)
   for name, count in counts.items():
     print(f"{name} {count}")

@@ -17,36 +17,30 @@ Evaluation: epsilon MSE on `data.eval_split` with a fixed key (same t and noise 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from lead_jax.config_loader import require_fields
 from lead_jax.diffusion import add_noise, make_ddpm, sample_timesteps
-from lead_jax.errors import ConfigError
 from lead_jax.models import build_denoiser, build_vae, init_params
-from lead_jax.train import common
+from lead_jax.train import stage
+from lead_jax.train.latents import encode_latents
 from lead_jax.train.state import TrainState
+from lead_jax.train.step import LossFn, make_train_program
+
+FIELDS = {"loss": ("cfg_drop_prob", "latent", "vae_dropout"), "train": ("eval_batches",),
+          "scheduler": ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")}
 
 
 def make_scheduler(config):
-  sched = config.get("scheduler", {})
-  return make_ddpm(num_train_timesteps=int(sched.get("num_train_timesteps", 1000)),
-                   beta_start=float(sched.get("beta_start", 0.00085)),
-                   beta_end=float(sched.get("beta_end", 0.012)),
-                   beta_schedule=sched.get("beta_schedule", "scaled_linear"))
-
-
-def encode_latents(vae, vae_params, batch: Mapping[str, jax.Array], key: jax.Array, latent: str,
-                   vae_dropout: bool = False) -> jax.Array:
-  """Frozen VAE latents `[B, 1, d]` of `batch['motion']`: posterior sample or mean."""
-  if latent not in ("sample", "mean"):
-    raise ConfigError(f"config.loss.latent={latent!r}; expected 'sample' or 'mean'")
-  sample_key, dropout_key = jax.random.split(key)
-  z, mu, _ = vae.apply({"params": vae_params}, batch["motion"], batch["mask"],
-                       sample_key if latent == "sample" else None, deterministic=not vae_dropout,
-                       method=vae.encode, rngs={"dropout": dropout_key} if vae_dropout else None)
-  return jax.lax.stop_gradient(z if latent == "sample" else mu)
+  """The DDPM training scheduler of `config.scheduler`."""
+  require_fields(config, {"scheduler": FIELDS["scheduler"]}, "lead_jax.train.denoiser")
+  sched = config.scheduler
+  return make_ddpm(num_train_timesteps=int(sched.num_train_timesteps),
+                   beta_start=float(sched.beta_start), beta_end=float(sched.beta_end),
+                   beta_schedule=sched.beta_schedule)
 
 
 def cfg_text(text_emb: jax.Array, null_emb: jax.Array, key: jax.Array, prob: float) -> jax.Array:
@@ -55,11 +49,12 @@ def cfg_text(text_emb: jax.Array, null_emb: jax.Array, key: jax.Array, prob: flo
   return jnp.where(drop[:, None], null_emb[None].astype(text_emb.dtype), text_emb)
 
 
-def make_loss_fn(model, vae, scheduler, config) -> common.LossFn:
+def make_loss_fn(model, vae, scheduler, config) -> LossFn:
   """`loss_fn(params, batch, frozen, key)`; `frozen = {'vae': params, 'null_text_emb': [E]}`."""
+  require_fields(config, {"loss": FIELDS["loss"]}, "lead_jax.train.denoiser.make_loss_fn")
   loss_cfg = config.loss
   prob = float(loss_cfg.cfg_drop_prob)
-  latent, vae_dropout = loss_cfg.get("latent", "sample"), bool(loss_cfg.get("vae_dropout", False))
+  latent, vae_dropout = loss_cfg.latent, bool(loss_cfg.vae_dropout)
 
   def loss_fn(params, batch, frozen, key):
     k_latent, k_cfg, k_t, k_noise, k_dropout = jax.random.split(key, 5)
@@ -78,8 +73,8 @@ def make_loss_fn(model, vae, scheduler, config) -> common.LossFn:
 
 def make_eval_fn(model, vae, scheduler, config, eval_stream, frozen):
   """`eval_fn(state) -> {eps_mse}` over valid rows, fixed key per batch (comparable across steps)."""
-  latent = config.loss.get("latent", "sample")
-  limit = int(config.train.get("eval_batches", 0))
+  require_fields(config, FIELDS, "lead_jax.train.denoiser.make_eval_fn")
+  latent, limit = config.loss.latent, int(config.train.eval_batches)
 
   @jax.jit
   def eval_step(params, batch, frozen, key):
@@ -94,7 +89,7 @@ def make_eval_fn(model, vae, scheduler, config, eval_stream, frozen):
 
   def eval_fn(state: TrainState) -> dict[str, float]:
     total, count = 0.0, 0.0
-    for i, batch in enumerate(common.eval_batches(eval_stream, limit)):
+    for i, batch in enumerate(stage.eval_batches(eval_stream, limit)):
       batch = {k: batch[k] for k in ("motion", "mask", "text_emb", "valid")}
       s, n = jax.device_get(eval_step(state.params, batch, frozen, jax.random.key(i)))
       total, count = total + float(s), count + float(n)
@@ -106,17 +101,17 @@ def make_eval_fn(model, vae, scheduler, config, eval_stream, frozen):
 def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> TrainState:
   """Trains (or resumes) the denoiser of `config` in `workdir` on top of the VAE checkpoint in
   `config.dependencies.vae_workdir`; `text_encoder` defaults to the one the config names."""
-  mesh = common.start_stage(config)
+  mesh = stage.start_stage(config)
   vae, model = build_vae(config.vae), build_denoiser(config.denoiser)
-  vae_params = common.load_dependency(config, "vae")
-  train_stream, eval_stream = common.stage_streams(config, text_encoder)
+  vae_params = stage.load_dependency(config, "vae")
+  train_stream, eval_stream = stage.stage_streams(config, text_encoder)
   frozen = {"vae": vae_params,
             "null_text_emb": jnp.asarray(train_stream.null_text_emb, jnp.float32)}
   scheduler = make_scheduler(config)
-  program = common.make_train_program(
+  program = make_train_program(
       config, mesh, lambda key: init_params("denoiser", model, key),
       make_loss_fn(model, vae, scheduler, config))
   eval_fn = None
   if eval_stream is not None:
     eval_fn = make_eval_fn(model, vae, scheduler, config, eval_stream, frozen)
-  return common.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)
+  return stage.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)

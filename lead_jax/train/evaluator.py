@@ -20,10 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lead_jax.config_loader import require_fields
 from lead_jax.errors import ConfigError
 from lead_jax.metrics import scores, trainable_evaluator
 from lead_jax.metrics.trainable_evaluator import TrainableEvaluator
-from lead_jax.train import common
+from lead_jax.train import stage
+from lead_jax.train.step import LossFn, make_train_program
 
 Array = jax.Array
 
@@ -43,7 +45,7 @@ def contrastive_margin_loss(text: Array, motion: Array, shift: Array, margin: fl
           "neg_dist": jnp.sum(w_neg * d_neg) / jnp.maximum(w_neg.sum(), 1)}
 
 
-def make_loss_fn(model: TrainableEvaluator, margin: float) -> common.LossFn:
+def make_loss_fn(model: TrainableEvaluator, margin: float) -> LossFn:
   """`loss_fn(params, batch, frozen, key)`: the margin loss with a random shift s in [1, B)."""
   def loss_fn(params, batch, frozen, key):
     del frozen
@@ -66,12 +68,13 @@ def _check_config(config) -> None:
 
 def make_eval_fn(model: TrainableEvaluator, config, eval_stream):
   """`eval_fn(state) -> {loss, r_precision_top1, mm_dist}` on the eval split (groups of 32 or less)."""
-  limit = int(config.train.get("eval_batches", 0))
+  require_fields(config, {"train": ("eval_batches",)}, "lead_jax.train.evaluator.make_eval_fn")
+  limit = int(config.train.eval_batches)
   apply = jax.jit(lambda p, m, l, t: model.apply({"params": p}, m, l, t))
 
   def eval_fn(state) -> dict[str, float]:
     ms, ts = [], []
-    for batch in common.eval_batches(eval_stream, limit):
+    for batch in stage.eval_batches(eval_stream, limit):
       m, t = jax.device_get(apply(state.params, batch["motion"], batch["length"],
                                   batch["text_emb"]))
       ms.append(np.asarray(m)[batch["valid"]])
@@ -87,11 +90,11 @@ def make_eval_fn(model: TrainableEvaluator, config, eval_stream):
 def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None):
   """Trains (or resumes) the evaluator of `config` in `workdir`; returns the final TrainState."""
   _check_config(config)
-  mesh = common.start_stage(config)
+  mesh = stage.start_stage(config)
   model = trainable_evaluator.build(config.evaluator)
-  train_stream, eval_stream = common.stage_streams(config, text_encoder)
-  program = common.make_train_program(
+  train_stream, eval_stream = stage.stage_streams(config, text_encoder)
+  program = make_train_program(
       config, mesh, lambda key: trainable_evaluator.init_params(model, key),
       make_loss_fn(model, float(config.evaluator.margin)))
   eval_fn = make_eval_fn(model, config, eval_stream) if eval_stream is not None else None
-  return common.run_stage(config, workdir, program, train_stream, None, eval_fn, mesh)
+  return stage.run_stage(config, workdir, program, train_stream, None, eval_fn, mesh)

@@ -2,7 +2,7 @@
 
 A placeholder token `<*>` (e.g. "<dance-x>") gets an input embedding v* initialised from a one-word
 descriptor ("walk"); only v* is trained, with the shared jitted train step
-(`common.make_train_program`: Adam is AdamW with weight decay 0), while the text encoder, VAE,
+(`lead_jax.train.step.make_train_program`: Adam is AdamW with weight decay 0), while the text encoder, VAE,
 denoiser and projector stay frozen and are passed to the step as explicit `frozen` arguments.
 Each step draws `batch_size` segments cut from the example motions and one template prompt per
 segment ("the sim <*>.", "someone <*>.", ...); t ~ U{t_min..t_max-1}, eps ~ N(0, I),
@@ -51,8 +51,9 @@ from lead_jax.models import MotionVAE, Projector
 from lead_jax.motion.features import extract_features
 from lead_jax.text.base import ExtraTokens, TextEncoder, TokenBatch
 from lead_jax.text.concepts import Concept
-from lead_jax.train import common
+from lead_jax.train import mesh as mesh_lib
 from lead_jax.train.state import TrainState
+from lead_jax.train.step import LossFn, make_train_program
 
 SPACES = ("lead", "mld", "feat")
 PLACEHOLDER = "<*>"
@@ -72,7 +73,7 @@ class InversionSettings:
   latent: str            # z0 = VAE posterior mean ('mean') or a sample ('sample')
   templates: tuple[str, ...]
   seed: int
-  optimizer: Mapping[str, Any]   # the shared optimiser section (`lead_jax.train.common`)
+  optimizer: Mapping[str, Any]   # the shared optimiser section (`lead_jax.train.optim`)
 
   def __post_init__(self):
     if self.space not in SPACES:
@@ -125,7 +126,7 @@ class InversionSettings:
     return ml_collections.ConfigDict({
         "optimizer": dict(self.optimizer),
         "train": {"num_steps": int(self.steps), "ema_decay": 0.0, "compute_dtype": "float32"},
-        "mesh": {"shape": (1,), "axis_names": ("data",)}})
+        "mesh": {"data": 1, "fsdp": 1}})
 
 
 # ---- example motions -------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ def make_batch(features: np.ndarray, mask: np.ndarray, tokens: TokenBatch) -> di
 
 # ---- the objective -----------------------------------------------------------------------------------
 def make_loss_fn(pipeline: Pipeline, space: str, token_id: int, latent: str = "mean",
-                 t_range: tuple[int, int] | None = None) -> common.LossFn:
+                 t_range: tuple[int, int] | None = None) -> LossFn:
   """`loss_fn(v [D], batch, frozen, key) -> (loss, {})`, the shared step's signature.
 
   `batch` from `make_batch`; `frozen = frozen_inputs(pipeline, extra)`: the text encoder's
@@ -271,8 +272,8 @@ class Inverter:
     config = settings.train_config()
     self.loss_fn = make_loss_fn(pipeline, settings.space, self.token_id, settings.latent,
                                 (settings.t_min, settings.t_max))
-    self.program = common.make_train_program(
-        config, common.make_mesh(config),
+    self.program = make_train_program(
+        config, mesh_lib.make_mesh(config, jax.devices()[:1]),
         lambda _: jnp.zeros((pipeline.text_encoder.token_dim,), jnp.float32), self.loss_fn)
     self.objective = jax.jit(self.loss_fn)
 
@@ -301,9 +302,9 @@ class Inverter:
 
     frozen = frozen_inputs(pipeline, extra)
     v_init = jnp.asarray(extra.embeddings[0])
-    state = jax.device_put(  # placed as the step returns it: one compiled step for every call
-        TrainState.create(v_init, self.program.optimizer, rng=jax.random.key(seed)),
-        common.replicated(self.program.mesh))
+    state = TrainState.create(v_init, self.program.optimizer, rng=jax.random.key(seed))
+    # Placed as the step returns it: one compiled step for every call.
+    state = jax.device_put(state, mesh_lib.state_shardings(self.program.mesh, state))
     sampler = SegmentSampler(normed, frames, settings.batch_size, len(templates), seed)
     key = jax.random.key(seed)
     fixed = sampler.sample()

@@ -20,22 +20,27 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from lead_jax.config_loader import require_fields
 from lead_jax.models import build_projector, build_vae, init_params, projector_loss
-from lead_jax.train import common
-from lead_jax.train.denoiser import encode_latents
+from lead_jax.train import stage
+from lead_jax.train.latents import encode_latents
 from lead_jax.train.state import TrainState
+from lead_jax.train.step import LossFn, make_train_program
+
+FIELDS = {"loss": ("w_rec", "w_align", "w_kl", "kl_eps", "latent"), "train": ("eval_batches",)}
 
 
 def loss_weights(config) -> tuple[float, float, float]:
+  """(w_rec, w_align, w_kl) of `config.loss` (0 removes a term)."""
+  require_fields(config, {"loss": FIELDS["loss"]}, "lead_jax.train.projector")
   loss_cfg = config.loss
   return (float(loss_cfg.w_rec), float(loss_cfg.w_align), float(loss_cfg.w_kl))
 
 
-def make_loss_fn(model, vae, config) -> common.LossFn:
+def make_loss_fn(model, vae, config) -> LossFn:
   """`loss_fn(params, batch, frozen, key)`; `frozen = {'vae': params}`."""
   weights = loss_weights(config)
-  eps = float(config.loss.get("kl_eps", 1e-6))
-  latent = config.loss.get("latent", "sample")
+  eps, latent = float(config.loss.kl_eps), config.loss.latent
 
   def loss_fn(params, batch, frozen, key):
     k_latent, k_dropout = jax.random.split(key)
@@ -51,8 +56,8 @@ def make_loss_fn(model, vae, config) -> common.LossFn:
 
 def make_eval_fn(model, vae, config, eval_stream, frozen):
   """`eval_fn(state) -> {loss, rec, align, kl}` averaged over evaluation batches (valid rows)."""
-  weights = loss_weights(config)
-  limit = int(config.train.get("eval_batches", 0))
+  require_fields(config, FIELDS, "lead_jax.train.projector.make_eval_fn")
+  weights, limit = loss_weights(config), int(config.train.eval_batches)
 
   @jax.jit
   def eval_step(params, batch, frozen):
@@ -78,7 +83,7 @@ def make_eval_fn(model, vae, config, eval_stream, frozen):
   def eval_fn(state: TrainState) -> dict[str, float]:
     sums: dict[str, float] = {}
     count = 0
-    for batch in common.eval_batches(eval_stream, limit):
+    for batch in stage.eval_batches(eval_stream, limit):
       batch = {k: batch[k] for k in ("motion", "mask", "text_emb", "valid")}
       for k, v in jax.device_get(eval_step(state.params, batch, frozen)).items():
         sums[k] = sums.get(k, 0.0) + float(v)
@@ -93,15 +98,15 @@ def make_eval_fn(model, vae, config, eval_stream, frozen):
 def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> TrainState:
   """Trains (or resumes) the projector of `config` in `workdir` on the VAE checkpoint in
   `config.dependencies.vae_workdir`; `text_encoder` defaults to the one the config names."""
-  mesh = common.start_stage(config)
+  mesh = stage.start_stage(config)
   vae, model = build_vae(config.vae), build_projector(config.projector)
-  vae_params = common.load_dependency(config, "vae")
-  train_stream, eval_stream = common.stage_streams(config, text_encoder)
+  vae_params = stage.load_dependency(config, "vae")
+  train_stream, eval_stream = stage.stage_streams(config, text_encoder)
   frozen = {"vae": vae_params}
-  program = common.make_train_program(
+  program = make_train_program(
       config, mesh, lambda key: init_params("projector", model, key),
       make_loss_fn(model, vae, config))
   eval_fn = None
   if eval_stream is not None:
     eval_fn = make_eval_fn(model, vae, config, eval_stream, frozen)
-  return common.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)
+  return stage.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)

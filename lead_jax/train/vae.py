@@ -24,10 +24,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lead_jax.config_loader import require_fields
 from lead_jax.models import build_vae, init_params
 from lead_jax.motion import recover_from_ric
-from lead_jax.train import common
+from lead_jax.train import stage
 from lead_jax.train.state import TrainState
+from lead_jax.train.step import LossFn, make_train_program
+
+FIELDS = {"loss": ("lambda_rec", "lambda_joint", "lambda_kl", "masked_mean"),
+          "dataset": ("joints_num",), "train": ("eval_batches",)}
 
 
 def smooth_l1(x: jax.Array, y: jax.Array) -> jax.Array:
@@ -48,11 +53,12 @@ def _masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
   return jnp.sum(values * m) / jnp.maximum(jnp.sum(m) * per_frame, 1.0)
 
 
-def make_loss_fn(model, config) -> common.LossFn:
+def make_loss_fn(model, config) -> LossFn:
   """`loss_fn(params, batch, frozen, key)`; `frozen` holds the dataset `mean`, `std` `[D]`."""
+  require_fields(config, FIELDS, "lead_jax.train.vae.make_loss_fn")
   loss_cfg = config.loss
   joints_num = int(config.dataset.joints_num)
-  masked = bool(loss_cfg.get("masked_mean", False))
+  masked = bool(loss_cfg.masked_mean)
 
   def loss_fn(params, batch: Mapping[str, jax.Array], frozen: Mapping[str, jax.Array],
               key: jax.Array):
@@ -100,13 +106,14 @@ def make_eval_step(model, joints_num: int):
 def make_eval_fn(model, config, eval_stream, frozen):
   """`eval_fn(state) -> {rec_loss, feat_mse, mpjpe}` averaged over valid frames, of the weights
   later stages will use (the EMA when the run keeps one: `lead_jax.workdir`'s rule)."""
+  require_fields(config, FIELDS, "lead_jax.train.vae.make_eval_fn")
   eval_step = make_eval_step(model, int(config.dataset.joints_num))
-  limit = int(config.train.get("eval_batches", 0))
+  limit = int(config.train.eval_batches)
 
   def eval_fn(state: TrainState) -> dict[str, float]:
     params = state.ema_params if state.ema_params is not None else state.params
     totals: dict[str, float] = {}
-    for batch in common.eval_batches(eval_stream, limit):
+    for batch in stage.eval_batches(eval_stream, limit):
       batch = {k: v for k, v in batch.items() if k in ("motion", "mask", "valid")}
       sums = jax.device_get(eval_step(params, batch, frozen))
       for k, v in sums.items():
@@ -122,14 +129,14 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
 
   Captions are not used by this stage: unless a `text_encoder` is given, none is loaded.
   """
-  mesh = common.start_stage(config)
+  mesh = stage.start_stage(config)
   model = build_vae(config.vae)
-  train_stream, eval_stream = common.stage_streams(config, text_encoder or common.CaptionsUnused())
-  mean, std = common.dataset_stats(config)
+  train_stream, eval_stream = stage.stage_streams(config, text_encoder or stage.CaptionsUnused())
+  mean, std = stage.dataset_stats(config)
   frozen = {"mean": jnp.asarray(mean, jnp.float32), "std": jnp.asarray(std, jnp.float32)}
-  program = common.make_train_program(
+  program = make_train_program(
       config, mesh, lambda key: init_params("vae", model, key), make_loss_fn(model, config))
   eval_fn = None
   if eval_stream is not None:
     eval_fn = make_eval_fn(model, config, eval_stream, frozen)
-  return common.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)
+  return stage.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)

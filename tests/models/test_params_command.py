@@ -56,3 +56,23 @@ def test_load_config_coercion_and_links():
     apply_overrides(config, ["--config.vae=1"])
   with pytest.raises(MissingFileError):
     load_config("configs/none.py")
+
+
+def test_load_config_from_any_directory_with_typed_overrides(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # config files import `configs.*`: found from the file's repository
+  config = load_config(str(CONFIGS / "test_vae.py"),
+                       ["--config.data.text_cache_dir=/tmp/cache", "--config.data.max_clip_len=64",
+                        "--config.train.resume=false", "--config.mesh.fsdp", "2"])
+  assert config.data.text_cache_dir == "/tmp/cache" and config.data.max_clip_len == 64
+  assert config.train.resume is False and config.mesh.fsdp == 2
+  with pytest.raises(ConfigError, match="expected a bool"):
+    apply_overrides(config, ["--config.train.resume=maybe"])
+  with pytest.raises(ConfigError, match=r"unexpected argument\(s\) \['false'\]"):
+    apply_overrides(config, ["--config.train.resume", "false"])
+  (tmp_path / "arg_config.py").write_text(
+      "import ml_collections\n"
+      "def get_config(arg):\n"
+      "  return ml_collections.ConfigDict({'name': arg, 'size': 1})\n")
+  config = load_config("arg_config.py:kit", ["--config.size=3"])
+  assert config.name == "kit" and config.size == 3
+

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from lead_jax.config_loader import load_config
-from lead_jax.errors import MissingFileError, WeightsError
-from lead_jax.train import denoiser, projector, vae
+from lead_jax.errors import ConfigError, MissingFileError, WeightsError
+from lead_jax.train import denoiser, projector, train_stage, vae
 from lead_jax.train.metric_writers import read_jsonl
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,8 +30,9 @@ def _config(name, data_dir, *overrides):
 @pytest.fixture(scope="module")
 def vae_workdir(tiny_dataset, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("vae")
-  state = vae.train_and_evaluate(_config("test_vae", tiny_dataset, "--config.train.eval_every=1"),
-                                 str(workdir))
+  # `train_stage` infers the stage of configs/test_vae.py: its last model section, the VAE.
+  state = train_stage(_config("test_vae", tiny_dataset, "--config.train.eval_every=1"),
+                      str(workdir))
   assert int(state.step) == 1
   return workdir
 
@@ -99,22 +100,24 @@ def test_two_devices_give_the_same_loss(tiny_dataset):
       from jax.sharding import Mesh
       from lead_jax.config_loader import load_config
       from lead_jax.models import build_vae, init_params
-      from lead_jax.train import common, vae
+      from lead_jax.train import stage, vae
+      from lead_jax.train.mesh import to_global_batch
+      from lead_jax.train.step import make_train_program
       assert jax.device_count() == 2
       config = load_config({os.path.join(REPO, 'configs', 'test_vae.py')!r},
                            ["--config.data.dir={tiny_dataset}"])
       model = build_vae(config.vae)
-      stream, _ = common.make_streams(config, common.CaptionsUnused(), with_eval=False)
+      stream, _ = stage.make_streams(config, stage.CaptionsUnused(), with_eval=False)
       batch = next(stream)
-      mean, std = common.dataset_stats(config)
+      mean, std = stage.dataset_stats(config)
       frozen = {{"mean": mean, "std": std}}
       losses = []
       for devices in (jax.devices()[:1], jax.devices()):
         mesh = Mesh(np.array(devices), ("data",))
-        prog = common.make_train_program(config, mesh, lambda k: init_params("vae", model, k),
-                                         vae.make_loss_fn(model, config))
+        prog = make_train_program(config, mesh, lambda k: init_params("vae", model, k),
+                                  vae.make_loss_fn(model, config))
         state = prog.init(jax.random.key(0))
-        g = common.to_global_batch(batch, mesh)
+        g = to_global_batch(batch, mesh)
         assert len(g["motion"].sharding.device_set) == len(devices)
         for i in range(2):
           state, m = prog.step(state, g, frozen, jax.random.key(i))
@@ -128,3 +131,8 @@ def test_two_devices_give_the_same_loss(tiny_dataset):
                         timeout=500)
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
   assert "LOSSES" in proc.stdout
+
+
+def test_train_stage_rejects_an_unknown_stage(tiny_dataset, tmp_path):
+  with pytest.raises(ConfigError, match="unknown stage 'lcm'"):
+    train_stage(_config("test_vae", tiny_dataset), str(tmp_path), "lcm")

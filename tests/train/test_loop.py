@@ -1,6 +1,5 @@
-"""The generic step and loop of lead_jax.train.common on a small regression model."""
+"""The generic step, optimiser and loop of lead_jax.train on a small regression model."""
 
-import json
 import math
 import os
 import signal
@@ -9,13 +8,21 @@ import struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+import ml_collections
 import optax
 import pytest
+from tensorboardX.crc32c import crc32c
+from tensorboardX.proto import event_pb2
+from tensorboardX.record_writer import masked_crc32c
 
 from configs import common as model_configs
 from configs import train_common
-from lead_jax.train import common
-from lead_jax.train.metric_writers import crc32c, read_jsonl
+from lead_jax import checkpoints
+from lead_jax.errors import ConfigError
+from lead_jax.train import loop, optim, stage
+from lead_jax.train import mesh as mesh_lib
+from lead_jax.train import step as step_lib
+from lead_jax.train.metric_writers import read_jsonl
 
 W_TRUE = np.array([1.0, -2.0, 3.0], np.float32)
 
@@ -65,7 +72,21 @@ def make_config(num_steps=6, **train):
 
 def program(config):
   init = lambda key: {"w": jax.random.normal(key, (3,)), "b": jnp.zeros(())}
-  return common.make_train_program(config, common.make_mesh(config), init, loss_fn)
+  return step_lib.make_train_program(config, mesh_lib.make_mesh(config), init, loss_fn)
+
+
+def read_events(path):
+  """The `Event`s of a TensorBoard event file, each TFRecord frame's two masked CRC-32Cs checked."""
+  data, events, i = path.read_bytes(), [], 0
+  while i < len(data):
+    header = data[i:i + 8]
+    length, = struct.unpack("<Q", header)
+    assert struct.unpack("<I", data[i + 8:i + 12])[0] == masked_crc32c(header)
+    body = data[i + 12:i + 12 + length]
+    assert struct.unpack("<I", data[i + 12 + length:i + 16 + length])[0] == masked_crc32c(body)
+    events.append(event_pb2.Event.FromString(body))
+    i += 16 + length
+  return events
 
 
 FROZEN = {"scale": jnp.float32(1.0)}
@@ -75,13 +96,13 @@ def test_resume_gives_the_same_losses_and_no_retrace(tmp_path):
   config = make_config()
   prog = program(config)
   TRACES.clear()
-  common.run_training(config, str(tmp_path / "full"), prog.init, prog.step, Stream(), FROZEN)
+  loop.run_training(config, str(tmp_path / "full"), prog.init, prog.step, Stream(), FROZEN)
   assert len(TRACES) == 1  # 6 steps (and a restore below) never retrace the step
   config.train.num_steps = 4  # stop after step 4 (checkpoint at 3 and at the end, 4)
-  common.run_training(config, str(tmp_path / "cut"), prog.init, prog.step, Stream(), FROZEN)
+  loop.run_training(config, str(tmp_path / "cut"), prog.init, prog.step, Stream(), FROZEN)
   config.train.num_steps = 6
-  state = common.run_training(config, str(tmp_path / "cut"), prog.init, prog.step, Stream(),
-                              FROZEN)
+  state = loop.run_training(config, str(tmp_path / "cut"), prog.init, prog.step, Stream(),
+                            FROZEN)
   assert len(TRACES) == 1 and prog.step._cache_size() == 1
   full = read_jsonl(tmp_path / "full" / "metrics.jsonl")
   cut = read_jsonl(tmp_path / "cut" / "metrics.jsonl")
@@ -93,10 +114,14 @@ def test_resume_gives_the_same_losses_and_no_retrace(tmp_path):
   assert row["lr"] == pytest.approx(1e-4)
   # TensorBoard file: valid TFRecord frames holding the logged scalars.
   tb_dir = tmp_path / "full" / "tensorboard"
-  data = (tb_dir / os.listdir(tb_dir)[0]).read_bytes()
-  length, = struct.unpack("<Q", data[:8])
-  assert len(data) > 16 + length and b"grad_norm" in data
-  assert crc32c(b"123456789") == 0xE3069283
+  events = read_events(tb_dir / os.listdir(tb_dir)[0])
+  assert len(events) > 1 and events[0].file_version == "brain.Event:2"
+  grad_norms = {e.step: v.simple_value for e in events for v in e.summary.value
+                if v.tag == "grad_norm"}
+  assert sorted(grad_norms) == [1, 2, 3, 4, 5, 6]
+  np.testing.assert_allclose([grad_norms[r["step"]] for r in full], [r["grad_norm"] for r in full],
+                             rtol=1e-6)
+  assert crc32c(b"123456789") == 0xE3069283  # the frames' checksum is CRC-32C
 
 
 def test_ema_and_metrics_match_direct_computation():
@@ -104,7 +129,7 @@ def test_ema_and_metrics_match_direct_computation():
   prog = program(config)
   state = prog.init(jax.random.key(0))
   params0 = jax.device_get(state.params)
-  batch = common.to_global_batch(next(Stream()), prog.mesh)
+  batch = mesh_lib.to_global_batch(next(Stream()), prog.mesh)
   key = jax.random.key(5)
   (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(params0, batch, FROZEN, key)
   tx = optax.adamw(1e-4, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01)
@@ -136,8 +161,8 @@ def test_non_finite_loss_stops_naming_the_step(tmp_path):
         batch["y"] = batch["y"] * np.nan
       return batch
 
-  with pytest.raises(common.NonFiniteLossError, match="at step 3"):
-    common.run_training(config, str(tmp_path), prog.init, prog.step, NanStream(poison), bad)
+  with pytest.raises(loop.NonFiniteLossError, match="at step 3"):
+    loop.run_training(config, str(tmp_path), prog.init, prog.step, NanStream(poison), bad)
 
 
 def test_sigterm_saves_then_stops(tmp_path):
@@ -148,21 +173,21 @@ def test_sigterm_saves_then_stops(tmp_path):
     if pos == 4:
       os.kill(os.getpid(), signal.SIGTERM)
 
-  state = common.run_training(config, str(tmp_path), prog.init, prog.step, Stream(term), FROZEN)
+  state = loop.run_training(config, str(tmp_path), prog.init, prog.step, Stream(term), FROZEN)
   assert int(state.step) == 5  # step 5 was running when the signal came; then saved and stopped
-  restored = common.checkpoints.restore_latest(tmp_path, {"params": state.params})
+  restored = checkpoints.restore_latest(tmp_path, {"params": state.params})
   assert restored.step == 5 and restored.meta["data"] == {"pos": 5}
 
 
 def test_schedules_and_gradient_accumulation():
   opt = make_config().optimizer
   opt.update(schedule="cosine", warmup_steps=10, learning_rate=1.0)
-  _, lr = common.make_optimizer(opt, num_steps=110)
+  _, lr = optim.make_optimizer(opt, num_steps=110)
   assert float(lr(0)) == 0.0 and float(lr(5)) == pytest.approx(0.5)
   assert float(lr(10)) == pytest.approx(1.0) and float(lr(60)) == pytest.approx(0.5, abs=1e-6)
   assert float(lr(110)) == pytest.approx(0.0, abs=1e-6)
   opt.update(schedule="constant", warmup_steps=0, grad_accum_steps=2, grad_clip_norm=1.0)
-  tx, _ = common.make_optimizer(opt, num_steps=10)
+  tx, _ = optim.make_optimizer(opt, num_steps=10)
   params = {"w": jnp.ones(3)}
   state = tx.init(params)
   g1, g2 = {"w": jnp.array([1.0, 0.0, 0.0])}, {"w": jnp.array([0.0, 3.0, 0.0])}
@@ -178,7 +203,7 @@ def test_bfloat16_compute_keeps_float32_params():
   config = make_config(num_steps=1, compute_dtype="bfloat16")
   prog = program(config)
   state = prog.init(jax.random.key(0))
-  batch = common.to_global_batch(next(Stream()), prog.mesh)
+  batch = mesh_lib.to_global_batch(next(Stream()), prog.mesh)
   ref_loss, _ = loss_fn(jax.device_get(state.params), batch, FROZEN, jax.random.key(1))
   state, metrics = prog.step(state, batch, FROZEN, jax.random.key(1))
   assert state.params["w"].dtype == jnp.float32 and metrics["loss"].dtype == jnp.float32
@@ -188,15 +213,28 @@ def test_bfloat16_compute_keeps_float32_params():
 
 def test_absolute_paths_make_saved_configs_independent_of_the_working_directory(tmp_path,
                                                                                  monkeypatch):
-  import ml_collections  # pylint: disable=import-outside-toplevel
-  from lead_jax.train.common import absolute_paths  # pylint: disable=import-outside-toplevel
   monkeypatch.chdir(tmp_path)
-  config = ml_collections.ConfigDict({
-      "dependencies": {"vae_workdir": "runs/vae", "denoiser_workdir": "",
-                       "text_encoder_path": "~/clip"},
-      "data": {"dir": "data/h3d", "text_cache_dir": None}})
-  absolute_paths(config)
+  config = ml_collections.ConfigDict({"dependencies": train_common.dependencies_config(),
+                                      "data": train_common.data_config("data/h3d")})
+  config.dependencies.update(vae_workdir="runs/vae", text_encoder_path="~/clip")
+  stage.absolute_paths(config)
   assert config.dependencies.vae_workdir == str(tmp_path / "runs" / "vae")
   assert config.dependencies.denoiser_workdir == ""  # unset stays unset
   assert config.dependencies.text_encoder_path == os.path.expanduser("~/clip")
   assert config.data.dir == str(tmp_path / "data" / "h3d") and config.data.text_cache_dir is None
+
+
+def test_a_missing_config_field_is_a_config_error_naming_it(tmp_path):
+  config = make_config()
+  del config.train["ema_decay"]
+  with pytest.raises(ConfigError, match=r"reads config\.train\.ema_decay, missing"):
+    program(config)
+  config = make_config()
+  del config.optimizer["b2"]
+  with pytest.raises(ConfigError, match=r"config\.optimizer\.b2, missing"):
+    optim.make_optimizer(config.optimizer, num_steps=10)
+  config = make_config()
+  prog = program(config)
+  del config["seed"], config.train["resume"]
+  with pytest.raises(ConfigError, match=r"config\.seed, config\.train\.resume, missing"):
+    loop.run_training(config, str(tmp_path), prog.init, prog.step, Stream(), FROZEN)
