@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-  from lead_jax import demo  # pylint: disable=g-import-not-at-top
+  from lead_jax.recipes import demo  # pylint: disable=import-outside-toplevel
   stages = [s.strip() for s in args.stages.split(",") if s.strip()]
   demo.run_demo(args.out, stages=stages, steps_scale=args.steps_scale, seed=args.seed)
   return 0

@@ -4,8 +4,9 @@
   writer.write(step, {"loss": 0.3, "lr": 1e-4})
   writer.close()
 
-TensorBoard files are written by `tensorboardX` (no TensorFlow needed); importing it imports torch
-when torch is installed (about 2 s, once per process).
+TensorBoard files are written by `tensorboardX` (no TensorFlow needed). It is imported when the
+first active writer opens: importing it imports torch when torch is installed (about 2 s), which
+processes that only read metrics or evaluate should not pay.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import math
 import os
 import pathlib
 from typing import Mapping
-
-import tensorboardX
 
 
 class JsonlWriter:
@@ -47,8 +46,10 @@ class MetricWriter:
     self.jsonl_path = workdir / "metrics.jsonl"
     self.tensorboard_dir = workdir / "tensorboard"
     self._jsonl = JsonlWriter(self.jsonl_path) if active else None
-    self._tensorboard = (tensorboardX.SummaryWriter(str(self.tensorboard_dir)) if active
-                         else None)
+    self._tensorboard = None
+    if active:
+      import tensorboardX  # pylint: disable=import-outside-toplevel  (heavy: imports torch)
+      self._tensorboard = tensorboardX.SummaryWriter(str(self.tensorboard_dir))
 
   def write(self, step: int, scalars: Mapping[str, float]) -> None:
     if self._jsonl is None:

@@ -12,9 +12,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
+from lead_jax.config_loader import load_config
 from lead_jax.errors import ConfigError
+from lead_jax.generate import Pipeline
+from lead_jax.io import bvh, export, importer, render
+from lead_jax.io.generated import save_generation
+from lead_jax.motion import features as motion_features
+from lead_jax.motion.skeleton import get_skeleton
+from lead_jax.text import load_text_encoder
+from lead_jax.train import train_stage
 
 ALL_STAGES = ("data", "motion", "train", "sample")
 
@@ -29,12 +38,8 @@ def build_embedded_dataset(data_dir: pathlib.Path) -> dict:
   if report_path.exists() and (data_dir / "Mean.npy").exists():
     _log(f"data: reusing {data_dir}")
     return json.loads(report_path.read_text())
-  from lead_jax.io import captions, dataset_writer, deepmimic  # pylint: disable=g-import-not-at-top
   _log("data: importing the DeepMimic clips shipped in pybullet")
-  clips, failures = deepmimic.import_deepmimic_dir()
-  caption_of = captions.get_captioner("deepmimic")
-  texts = {clip_id: caption_of(clip_id) for clip_id in clips}
-  report = dataset_writer.write_dataset(clips, texts, data_dir, failures=failures, progress=True)
+  report = importer.import_deepmimic_dataset(data_dir, progress=True)
   _log(f"data: kept {len(report['kept'])} clips, skipped {len(report['skipped'])}, "
        f"failed {len(report['failures'])} -> {data_dir}")
   return report
@@ -47,10 +52,6 @@ def motion_round_trip(data_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
   `recover_from_ric` must give them back (minus the last frame); the BVH written from them is read
   back with our reader and forward kinematics.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  from lead_jax.io import bvh, export, render  # pylint: disable=g-import-not-at-top
-  from lead_jax.motion import features as motion_features  # pylint: disable=g-import-not-at-top
-  from lead_jax.motion.skeleton import get_skeleton  # pylint: disable=g-import-not-at-top
 
   out_dir.mkdir(parents=True, exist_ok=True)
   ids = sorted(p.stem for p in (data_dir / "new_joints").glob("*.npy"))
@@ -92,13 +93,12 @@ DEMO_STAGE_CONFIGS = (("vae", "configs/demo_vae.py"), ("denoiser", "configs/demo
 
 def _repo_file(relative: str) -> pathlib.Path:
   """A file of the repository (configs live beside the package)."""
-  return pathlib.Path(__file__).resolve().parents[1] / relative
+  return pathlib.Path(__file__).resolve().parents[2] / relative
 
 
 def demo_stage_config(stage: str, config_path: str, data_dir: pathlib.Path,
                       workdirs: pathlib.Path, steps_scale: float):
   """The tiny demo config of `stage`, reading `data_dir` (all clips) and chained to `workdirs`."""
-  from lead_jax.config_loader import load_config  # pylint: disable=g-import-not-at-top
   config = load_config(str(_repo_file(config_path)))
   config.data.builder = "motion_folder"
   config.data.dir = str(data_dir)
@@ -115,8 +115,6 @@ def demo_stage_config(stage: str, config_path: str, data_dir: pathlib.Path,
 
 def train_demo_stages(data_dir: pathlib.Path, workdirs: pathlib.Path, steps_scale: float) -> dict:
   """Trains VAE, denoiser and projector in turn (each resumes or skips if already done)."""
-  from lead_jax.train import train_stage  # pylint: disable=g-import-not-at-top
-  from lead_jax.text import load_text_encoder  # pylint: disable=g-import-not-at-top
   text_encoder = load_text_encoder("minilm")
   result = {}
   for stage, config_path in DEMO_STAGE_CONFIGS:
@@ -144,8 +142,6 @@ def sample_demo_motions(pipe: Any, out_dir: pathlib.Path, seed: int,
                         prompts: Sequence[tuple[str, int]] = DEMO_PROMPTS) -> list[dict]:
   """Generates each prompt with the projector (LEAD) and without it (MLD) with `pipe` (the
   projector stage's `Pipeline`); writes index.json."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from lead_jax.io.generated import save_generation  # pylint: disable=g-import-not-at-top
 
   texts, lengths = [p for p, _ in prompts], [n for _, n in prompts]
   index = []
@@ -168,8 +164,6 @@ def compare_precisions(pipe: Any, seed: int,
                        prompts: Sequence[tuple[str, int]] = DEMO_PROMPTS) -> dict:
   """The demo prompts (LEAD) with `pipe` (float32) and with bfloat16 matmuls, same seed: how far
   the joints move (metres, over valid frames) and the seconds per call after compilation."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from lead_jax.generate import Pipeline  # pylint: disable=g-import-not-at-top
 
   texts, lengths = [p for p, _ in prompts], [n for _, n in prompts]
   pipes = {"float32": pipe,
@@ -191,9 +185,9 @@ def compare_precisions(pipe: Any, seed: int,
 
 def plot_loss_curves(workdirs: pathlib.Path, path: pathlib.Path) -> pathlib.Path:
   """One panel per stage: the training loss terms of metrics.jsonl against the step."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=import-outside-toplevel  (heavy, plots only)
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel  (heavy, plots only)
   stages = [name for name, _ in DEMO_STAGE_CONFIGS if (workdirs / name / "metrics.jsonl").exists()]
   fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(4.5 * max(1, len(stages)), 3.4))
   axes = np.atleast_1d(axes)
@@ -287,11 +281,9 @@ def run_demo(out: str | pathlib.Path, stages: Sequence[str] = ALL_STAGES, steps_
   if "train" in stages:
     summary["train"] = train_demo_stages(data_dir, out / "workdirs", steps_scale)
   if "sample" in stages:
-    from lead_jax.generate import Pipeline  # pylint: disable=g-import-not-at-top
     pipe = Pipeline.from_workdir(out / "workdirs" / "projector")
     summary["sample"] = sample_demo_motions(pipe, out / "samples", seed)
     summary["precision"] = compare_precisions(pipe, seed)
-    from lead_jax.io import render  # pylint: disable=g-import-not-at-top
     lead = [e for e in summary["sample"] if e["projector"]]
     render.render_strip([np.load(out / "samples" / e["joints"]) for e in lead],
                         out / "samples" / "strip.png", captions=[e["prompt"] for e in lead],
