@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,9 +28,11 @@ import ml_collections
 import numpy as np
 
 from lead_jax import checkpoints
+from lead_jax.config_loader import require_fields
+from lead_jax.convert import t2m_ckpt
 from lead_jax.data import datasets, layout
 from lead_jax.errors import ConfigError, MissingFileError, WeightsError
-from lead_jax.metrics import trainable_evaluator
+from lead_jax.metrics import embedders, trainable_evaluator
 from lead_jax.models import abstract_params, build_denoiser, build_projector, build_vae
 
 # Model sections in the order the stages are trained; a config's kind is the last one present.
@@ -154,12 +157,15 @@ def dependency_workdir(config: Mapping[str, Any], kind: str) -> str:
 
 
 def load_dependency(config: Mapping[str, Any], kind: str) -> Stage:
-  """The frozen `kind` stage a later stage's config names (`dependencies.<kind>_workdir`).
+  """The frozen `kind` stage a later stage's config names (`dependencies.<kind>_workdir`), at its
+  `dependencies.checkpoint` ('latest', 'best' or a step).
 
   When the config also describes that stage's model (e.g. a denoiser config's `vae` section), the
   dependency's weights must fit it: `WeightsError` naming the checkpoint item otherwise.
   """
-  stage = load_stage(dependency_workdir(config, kind), kind)
+  require_fields(config, {"dependencies": ("checkpoint",)}, f"the frozen {kind} stage")
+  stage = load_stage(dependency_workdir(config, kind), kind,
+                     step=config["dependencies"]["checkpoint"])
   if kind in config:
     where = f"{checkpoints.checkpoint_dir(stage.workdir)}/{stage.step}/{stage.item}"
     checkpoints.check_matches(stage.params, module_shapes(kind, build_module(kind, config)), where)
@@ -184,3 +190,23 @@ def load_trained_evaluator(workdir: str | os.PathLike) -> trainable_evaluator.Tr
   stage = load_stage(workdir, EVALUATOR)
   return trainable_evaluator.TrainedEvaluator(stage.module, stage.params,
                                               stage.config.data.builder)
+
+
+def load_evaluator(path: str | os.PathLike, mean: np.ndarray, std: np.ndarray, *,
+                   batching: str = "per_sequence", cache_dir: str | os.PathLike | None = None
+                   ) -> tuple[embedders.Embedder, dict[str, str]]:
+  """The evaluation embedder at `path` and a description of it: a folder written by
+  `lead-jax import t2m-evaluator` (the published T2M evaluator; `batching` and `cache_dir` are
+  its), or a trained-evaluator workdir (motions in the dataset statistics `mean`, `std`)."""
+  path = pathlib.Path(path)
+  if t2m_ckpt.is_t2m_evaluator_dir(path):
+    evaluator, words = t2m_ckpt.load_t2m_evaluator_dir(path)
+    return (embedders.T2MEmbedder(evaluator, words, batching,
+                                  None if cache_dir is None else str(cache_dir)),
+            {"kind": "t2m", "path": str(path.resolve()), "batching": batching})
+  if checkpoints.checkpoint_dir(path).is_dir():
+    return (embedders.TrainedEmbedder(load_trained_evaluator(path), mean, std),
+            {"kind": "trained", "path": str(path.resolve())})
+  raise ConfigError(f"evaluator {path}: neither an imported T2M evaluator (`lead-jax import "
+                    "t2m-evaluator FINEST_TAR --glove DIR --mean M --std S --out DIR`) nor a "
+                    f"trained-evaluator workdir. {t2m_ckpt.EVALUATOR_HINT}")

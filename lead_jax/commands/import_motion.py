@@ -5,6 +5,8 @@ Usage:
       --template bandai --out data/bandai [--unit cm] [--min-len 40] [--mirror] [--workers 2]
   lead-jax import bvh mocap/ --map my_map.json --captions captions.tsv --out data/mine
   lead-jax import deepmimic --out data/deepmimic            # the 15 clips in the pybullet wheel
+  lead-jax import mld CKPT --out runs/mld --clip DIR --data-dir DIR    # published weights:
+  lead-jax import t2m-evaluator finest.tar --glove DIR ... --out DIR   #   see `import mld --help`
 
 SRC may be files, folders (searched recursively for *.bvh / humanoid3d_*.txt) or glob patterns.
 Captions: `--captions FILE` (`<clip id or file stem><TAB><caption>` lines) or `--template`
@@ -23,6 +25,7 @@ import os
 import pathlib
 import sys
 
+from lead_jax.commands import import_weights
 from lead_jax.errors import ConfigError, MissingFileError
 from lead_jax.io import captions as cap
 
@@ -52,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--min-len", type=int, default=40, help="minimum stored length in frames")
     p.add_argument("--mirror", action="store_true", help="also write mirrored M<id> copies")
     p.add_argument("--seed", type=int, default=0, help="salt of the split hash")
+  import_weights.add_parsers(kinds)
 
 
 def expand_sources(sources: list[str], pattern: str) -> tuple[list[pathlib.Path], list[str]]:
@@ -83,6 +87,8 @@ def _captioner(args):
 
 
 def run(args: argparse.Namespace) -> int:
+  if args.kind in import_weights.KINDS:
+    return import_weights.run(args)
   from lead_jax.io import importer  # pylint: disable=g-import-not-at-top
 
   captioner = _captioner(args)
