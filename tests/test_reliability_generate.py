@@ -18,7 +18,7 @@ from lead_jax import workdir as stage_io
 from lead_jax.errors import InputError, LeadJaxWarning
 from lead_jax.generate import Pipeline
 from lead_jax.io import generated
-from lead_jax.text.concepts import Concept
+from lead_jax.text.concepts import Concept, load_concept
 from lead_jax.train import inversion
 
 pytest.importorskip("torch")
@@ -218,3 +218,22 @@ def test_pipeline_checks_what_the_stages_were_trained_with(recorded, tmp_path, c
   parsed = cli.build_parser("sample").parse_args(args + ["--allow-dependency-change"])
   with pytest.warns(stage_io.DependencyWarning, match=r"statistics .*\(accepted\)"):
     assert pipeline_args.load_pipeline(parsed).has_projector
+
+
+def test_truncated_or_non_finite_concept_files_are_refused(tmp_path):
+  concept = Concept(token="<x>", embedding=np.ones(8, np.float32), encoder="minilm", token_dim=8,
+                    embed_dim=32, vocab_size=10)
+  path = concept.save(tmp_path / "c.npz")
+  data = path.read_bytes()
+  (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2])
+  with pytest.raises(InputError, match=r"cut.npz: not a readable concept .npz file"):
+    load_concept(tmp_path / "cut.npz")
+  concept.embedding = np.full(8, np.nan, np.float32)
+  with pytest.raises(InputError, match=r"'<x>': the learnt embedding is not finite.*nothing "
+                                       r"written"):
+    concept.save(tmp_path / "nan.npz")
+  with np.load(path) as archive:
+    fields = dict(archive)
+  np.savez(tmp_path / "nan.npz", **dict(fields, embedding=np.full(8, np.nan, np.float32)))
+  with pytest.raises(InputError, match=r"nan.npz: the concept's embedding is not finite"):
+    load_concept(tmp_path / "nan.npz")

@@ -47,7 +47,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from lead_jax.errors import ConfigError, InputError, output_error
+from lead_jax.errors import ConfigError, InputError, OutputError, output_error
 from lead_jax.io.captions import swap_left_right
 from lead_jax.io.pos_tags import text_line
 from lead_jax.motion.features import extract_features_batch, recover_from_ric
@@ -205,6 +205,8 @@ def write_dataset(clips: Mapping[str, np.ndarray], captions: Mapping[str, Sequen
     mean_std = _statistics(out, splits, features_by_id, stats, existing, report)
     _commit(stage, out, kept, splits, mean_std, report)
     return report
+  except OutputError:
+    raise
   except OSError as e:
     raise output_error(e, f"dataset {out}") from None
   finally:

@@ -33,6 +33,7 @@ Config fields (defaults in `configs/train_common.py:train_loop_config`): seed;
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -194,7 +195,7 @@ class WorkdirLock:
                                f"(lock file {self.path}); wait for it to finish or stop it")
     if holder:
       warnings.warn(f"taking over the lock {self.path} of {_describe(holder)}: that process is "
-                    "no longer running (killed or crashed); resuming from the last checkpoint",
+                    "no longer running (killed or crashed)",
                     TrainingLockWarning, stacklevel=3)
     record = {"pid": os.getpid(), "host": host, "start": _process_start(os.getpid()),
               "since": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -391,21 +392,28 @@ def save_checkpoint(ckpt: checkpoints.Checkpointer, state: TrainState, config, s
           "data": stream.state() if hasattr(stream, "state") else None,
           "run_id": run_id, "fingerprint": checkpoints.fingerprint(weights),
           "provenance": dict(provenance) if provenance is not None else None}
-  previous = ckpt.latest_step()
-  try:
+  with write_errors(ckpt, f"checkpoint step {step}"):
     ckpt.save(step, state.array_items(), meta=meta,
               config=config.to_dict() if hasattr(config, "to_dict") else dict(config),
               metrics=metrics)
-    ckpt.wait()
+
+
+@contextlib.contextmanager
+def write_errors(ckpt: checkpoints.Checkpointer, what: str):
+  """Turns an OS write failure inside the block (raised as such, or wrapped by orbax/TensorStore:
+  a full or read-only disk) into one `OutputError` naming `what`, the reason and the last saved
+  step. (An asynchronous save's failure surfaces at the next save or at the final wait.)"""
+  previous = ckpt.latest_step()
+  try:
+    yield
   except OSError as e:
-    raise _save_error(output_error(e, f"checkpoint step {step} in {ckpt.directory}"),
-                      previous) from None
+    raise _save_error(output_error(e, f"{what} in {ckpt.directory}"), previous) from None
   except Exception as e:  # orbax / TensorStore wrap the OS error in their own types
     reason = _os_reason(e)
     if reason is None:
       raise
-    raise _save_error(OutputError(f"cannot write checkpoint step {step} in {ckpt.directory}: "
-                                  f"{reason}"), previous) from None
+    raise _save_error(OutputError(f"cannot write {what} in {ckpt.directory}: {reason}"),
+                      previous) from None
 
 
 def _last_checkpoint(ckpt: checkpoints.Checkpointer) -> str:
@@ -487,8 +495,12 @@ def _close(writer: MetricWriter | None, ckpt: checkpoints.Checkpointer | None,
            lock: WorkdirLock | None, quiet: bool) -> None:
   """Closes what `run_training` opened, in order; `quiet` (an error is already on its way) keeps
   a second failure (e.g. a full disk again) from replacing the first."""
+  def finish_saves():
+    with write_errors(ckpt, "the last checkpoint"):
+      ckpt.wait()
+
   steps = [writer.close] if writer is not None else []
-  steps += [ckpt.wait, ckpt.close] if ckpt is not None else []
+  steps += [finish_saves, ckpt.close] if ckpt is not None else []
   steps += [lock.release] if lock is not None else []
   for close in steps:
     try:
