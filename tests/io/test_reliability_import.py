@@ -14,7 +14,8 @@ from lead_jax.io import dataset_writer
 from lead_jax.io.bvh import read_bvh
 from lead_jax.motion.normalize import compute_mean_std
 
-WALK, WALK2, RUN, RUN2 = ("dataset-2_walk_normal_007", "dataset-2_walk_normal_011",
+# Short clips (41-64 frames at 20 fps): one compiled feature-extraction bucket serves them all.
+A, B, C, D = ("dataset-2_run_active_005", "dataset-2_run_active_042",
                           "dataset-2_run_normal_001", "dataset-2_run_normal_007")
 
 
@@ -38,11 +39,12 @@ def test_imports_add_to_a_dataset_and_failed_ones_change_nothing(bandai_dir, tmp
                                                                  monkeypatch, capsys):
   src = bandai_dir / "dataset-2" / "data"
   out = tmp_path / "ds"
-  assert _import(out, *(src / f"{s}.bvh" for s in (WALK, RUN, RUN2))) == 0
+  assert _import(out, *(src / f"{s}.bvh" for s in (A, C, D))) == 0
   before, splits = _snapshot(out), _splits(out)
   # A truncated file alone: nothing kept, the dataset untouched (it used to empty every list).
   trunc = tmp_path / "trunc.bvh"
-  trunc.write_bytes((src / f"{WALK2}.bvh").read_bytes()[:100000])
+  whole = (src / f"{B}.bvh").read_bytes()
+  trunc.write_bytes(whole[:len(whole) // 2])
   assert _import(out, trunc) == 1
   assert f"no clip written; {out} is unchanged" in capsys.readouterr().err
   assert _snapshot(out) == before
@@ -57,24 +59,24 @@ def test_imports_add_to_a_dataset_and_failed_ones_change_nothing(bandai_dir, tmp
     return real(joints)
 
   monkeypatch.setattr(dataset_writer, "process_clip", disk_full)
-  assert _import(out, src / f"{WALK2}.bvh", src / f"{RUN}.bvh") == 2
+  assert _import(out, src / f"{B}.bvh", src / f"{C}.bvh") == 2
   assert "No space left on device; the disk is full" in capsys.readouterr().err
   assert _snapshot(out) == before and sorted(os.listdir(tmp_path)) == ["ds", "trunc.bvh"]
   monkeypatch.undo()
   # One good clip and a truncated file of the same stem, plus a clip already there: the good one
   # is added (its stem is never reported as failed), the truncated one fails under its path, the
   # clip already there keeps its split, every split keeps its clips.
-  dup = tmp_path / "copy" / f"{WALK2}.bvh"
+  dup = tmp_path / "copy" / f"{B}.bvh"
   dup.parent.mkdir()
   dup.write_bytes(trunc.read_bytes())
-  assert _import(out, src / f"{WALK2}.bvh", dup, src / f"{RUN}.bvh") == 0
+  assert _import(out, src / f"{B}.bvh", dup, src / f"{C}.bvh") == 0
   report = json.loads((out / "import_report.json").read_text())
-  assert sorted(report["kept"]) == [RUN, WALK2] and report["replaced"] == [RUN]
+  assert sorted(report["kept"]) == sorted([B, C]) and report["replaced"] == [C]
   assert list(report["failures"]) == [str(dup)] and "truncated" in report["failures"][str(dup)]
   after = _splits(out)
   for name, ids in splits.items():
     assert set(ids) <= set(after[name])
-  assert sorted(sum(after.values(), [])) == sorted([WALK, WALK2, RUN, RUN2])
+  assert sorted(sum(after.values(), [])) == sorted([A, B, C, D])
   # Statistics: recomputed over every train clip, old and new, not the new batch only.
   train = [np.load(out / "new_joint_vecs" / f"{i}.npy") for i in after["train"]]
   mean, _ = compute_mean_std(train)
@@ -82,7 +84,7 @@ def test_imports_add_to_a_dataset_and_failed_ones_change_nothing(bandai_dir, tmp
   assert report["stats"] == "recomputed" and report["mean_std_clips"] == len(train)
   # --keep-stats keeps them.
   stats = _snapshot(out)["Mean.npy"]
-  assert _import(out, src / f"{WALK}.bvh", flags=["--keep-stats"]) == 0
+  assert _import(out, src / f"{A}.bvh", flags=["--keep-stats"]) == 0
   assert _snapshot(out)["Mean.npy"] == stats
   assert json.loads((out / "import_report.json").read_text())["stats"] == "kept"
 

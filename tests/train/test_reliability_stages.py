@@ -15,8 +15,15 @@ import pytest
 
 from lead_jax import checkpoints
 from lead_jax import workdir as stage_io
+from lead_jax.config_loader import load_config
 from lead_jax.train import loop, stage
-from test_stages import REPO, _config
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _config(name, data_dir, *overrides):
+  return load_config(os.path.join(REPO, "configs", f"{name}.py"),
+                     [f"--config.data.dir={data_dir}", *overrides])
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +31,9 @@ def preempted_vae(tiny_dataset, tmp_path_factory):
   """A `lead-jax train` VAE run that holds its workdir's lock, then is sent SIGTERM after its first
   checkpoint. Returns (workdir, pid, lock record while running, return code, its output)."""
   workdir = tmp_path_factory.mktemp("vae_cli")
-  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO}
+  # Cheaper XLA compiles (half the CPU time; the numbers are not what this test checks).
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO,
+         "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"}
   proc = subprocess.Popen(
       [sys.executable, "-m", "lead_jax.cli", "train", f"--config={REPO}/configs/test_vae.py",
        f"--workdir={workdir}", f"--config.data.dir={tiny_dataset}",
