@@ -180,12 +180,14 @@ class Pipeline:
                schedule=den.config.scheduler, source=workdir, matmul_dtype=matmul_dtype)
     pipe.min_frames = int(den.config.data.min_len)
     if any(stage.provenance for stage in stages.values()):
-      current = {"stats": stage_io.stats_record(pipe.mean, pipe.std, stats_source),
-                 "dependencies": {name: stage_io.stage_record(stage)
-                                  for name, stage in stages.items() if name != "projector"}}
-      for stage in stages.values():
+      stats = stage_io.stats_record(pipe.mean, pipe.std, stats_source)
+      for stage in stages.values():  # each against the other stages loaded with it
+        wanted = (stage.provenance or {}).get("dependencies") or {}
+        others = {name: stage_io.stage_record(other) for name, other in stages.items()
+                  if other is not stage and name in wanted}
         stage_io.check_provenance(f"the {stage.kind} stage {stage.workdir}", stage.provenance,
-                                  current, allow_changed_dependencies)
+                                  {"stats": stats, "dependencies": others},
+                                  allow_changed_dependencies)
     return pipe
 
   @classmethod
