@@ -291,20 +291,24 @@ def _restore_stream(stream: Any, position: Any, workdir: str) -> None:
   stream.restore(position)
 
 
+class _Unreadable(Exception):
+  """A checkpoint step whose files cannot be read (as opposed to one of another model)."""
+
+
 def _restore_step(ckpt: checkpoints.Checkpointer, state: TrainState, step: int
                   ) -> checkpoints.Restored:
-  """Restores `step` into `state`'s layout. A `WeightsError` whose message starts with 'corrupt'
-  means the step cannot be read; any other means it does not fit the model (a config change)."""
+  """Restores `step` into `state`'s layout. Raises `_Unreadable` when the step's files cannot be
+  read, `WeightsError` when its parameters do not fit the model (a config change)."""
   targets = state.array_items()
   try:
     saved = ckpt.item_shapes(step, "params")
   except Exception as e:  # unreadable metadata
-    raise WeightsError(f"corrupt: {checkpoints.short_message(e)}") from None
+    raise _Unreadable(checkpoints.short_message(e)) from None
   checkpoints.check_matches(saved, targets["params"], f"{ckpt.directory / str(step)}/params")
   try:
     return ckpt.restore(targets, step=step)
   except WeightsError as e:
-    raise WeightsError(f"corrupt: {e}") from None
+    raise _Unreadable(str(e)) from None
 
 
 def restore_or_init(config, workdir: str, init_fn: Callable[[jax.Array], TrainState],
@@ -325,15 +329,14 @@ def restore_or_init(config, workdir: str, init_fn: Callable[[jax.Array], TrainSt
     try:
       restored = _restore_step(ckpt, state, step)
       break
-    except WeightsError as e:
-      if not str(e).startswith("corrupt: "):
-        raise
-      corrupt.append((step, str(e)[len("corrupt: "):]))
+    except _Unreadable as e:
+      corrupt.append((step, str(e)))
   if corrupt:
     if restored is None:
-      raise WeightsError(f"no checkpoint in {ckpt.directory} can be restored: "
-                         + "; ".join(f"step {s}: {m}" for s, m in corrupt)
-                         + ". Move the workdir aside to start afresh")
+      raise WeightsError(f"no checkpoint in {ckpt.directory} can be restored ("
+                         + "; ".join(f"step {s}: {m}" for s, m in corrupt[:3])
+                         + "). If the config changed (optimizer, model), train in a new workdir; "
+                         "otherwise move this one aside to start afresh")
     moved = [str(ckpt.set_aside(s)) for s, _ in corrupt]
     warnings.warn(f"checkpoint step(s) {[s for s, _ in corrupt]} in {ckpt.directory} cannot be "
                   f"read ({corrupt[0][1]}); resuming from step {restored.step} instead. The "
