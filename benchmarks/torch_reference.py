@@ -181,3 +181,55 @@ class MLDModel(nn.Module):
     super().__init__()
     self.vae = MldVae(nfeats, **kwargs)
     self.denoiser = MldDenoiser(text_dim, **kwargs)
+
+
+# ---- the T2M evaluator (text-to-motion, reference §8.1), with its checkpoint key names ----------
+class T2MMovementEncoder(nn.Module):
+  """`MovementConvEncoder`: Conv1d(k=4, s=2, p=1) x2 with LeakyReLU(0.2), then `out_net`."""
+
+  def __init__(self, dim_in: int = 259, hidden: int = 512, out: int = 512):
+    super().__init__()
+    self.main = nn.Sequential(nn.Conv1d(dim_in, hidden, 4, 2, 1), nn.Dropout(0.2),
+                              nn.LeakyReLU(0.2), nn.Conv1d(hidden, out, 4, 2, 1),
+                              nn.Dropout(0.2), nn.LeakyReLU(0.2))
+    self.out_net = nn.Linear(out, out)
+
+  def forward(self, x):
+    """(B, T, dim_in) -> (B, T // 4, out)."""
+    return self.out_net(self.main(x.permute(0, 2, 1)).permute(0, 2, 1))
+
+
+class T2MBiGRUEncoder(nn.Module):
+  """`MotionEncoderBiGRUCo` / `TextEncoderBiGRUCo` (with `pos`): packed BiGRU, learned h0."""
+
+  def __init__(self, dim_in: int, hidden: int, out: int, pos: int | None = None):
+    super().__init__()
+    if pos:
+      self.pos_emb = nn.Linear(pos, dim_in)
+    self.input_emb = nn.Linear(dim_in, hidden)
+    self.gru = nn.GRU(hidden, hidden, batch_first=True, bidirectional=True)
+    self.output_net = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.LayerNorm(hidden),
+                                    nn.LeakyReLU(0.2), nn.Linear(hidden, out))
+    self.hidden = nn.Parameter(torch.randn(2, 1, hidden))
+
+  def forward(self, x, lengths, pos=None):
+    if pos is not None:
+      x = x + self.pos_emb(pos)
+    packed = nn.utils.rnn.pack_padded_sequence(self.input_emb(x), torch.as_tensor(lengths),
+                                               batch_first=True, enforce_sorted=False)
+    _, h_n = self.gru(packed, self.hidden.repeat(1, x.shape[0], 1))
+    return self.output_net(torch.cat([h_n[0], h_n[1]], -1))
+
+
+def t2m_evaluator(dim_pose: int = 263, seed: int = 1) -> dict[str, nn.Module]:
+  """The three networks of `finest.tar` (keys `movement_encoder`, `motion_encoder`,
+  `text_encoder`) with random weights, non-trivial LayerNorm affines, in eval mode."""
+  torch.manual_seed(seed)
+  nets = {"movement_encoder": T2MMovementEncoder(dim_pose - 4).eval(),
+          "motion_encoder": T2MBiGRUEncoder(512, 1024, 512).eval(),
+          "text_encoder": T2MBiGRUEncoder(300, 512, 512, pos=15).eval()}
+  with torch.no_grad():
+    for name in ("motion_encoder", "text_encoder"):
+      nets[name].output_net[1].weight.uniform_(0.5, 1.5)
+      nets[name].output_net[1].bias.uniform_(-0.5, 0.5)
+  return nets

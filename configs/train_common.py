@@ -54,11 +54,13 @@ def data_config(data_dir: str = "", builder: str = "humanml3d", batch_size: int 
 
 def dependencies_config() -> ml_collections.ConfigDict:
   """Workdirs of the stages a stage depends on (their EMA weights when they kept one, else their
-  params: `lead_jax.workdir`'s rule) and the text encoder's model directory. `allow_changed`
-  accepts dependencies (or dataset statistics) other than those a resumed run or a frozen stage
-  recorded (`lead_jax.workdir.check_provenance`), with a warning instead of an error."""
+  params: `lead_jax.workdir`'s rule), which of their checkpoints ('latest', 'best' by their
+  `train.best_metric`, or a step number) and the text encoder's model directory.
+  `allow_changed` accepts dependencies (or dataset statistics) other than those a resumed run or
+  a frozen stage recorded (`lead_jax.workdir.check_provenance`), with a warning instead of an
+  error."""
   return ml_collections.ConfigDict({
-      "vae_workdir": "", "denoiser_workdir": "",
+      "vae_workdir": "", "denoiser_workdir": "", "checkpoint": "latest",
       "text_encoder_path": "",  # CLIP model directory (MiniLM needs none)
       "allow_changed": False})
 
@@ -77,12 +79,25 @@ def add_training(config: ml_collections.ConfigDict, *, num_steps: int, batch_siz
   return config
 
 
+def evaluation_config() -> ml_collections.ConfigDict:
+  """Generation metrics during training (`lead_jax.train.evaluation`): with `evaluator` set (an
+  imported T2M evaluator folder or a trained-evaluator workdir), FID, R-precision and MM-Dist of
+  motions generated for the first `items` evaluation rows, every `train.eval_every` steps (then
+  e.g. `--config.train.best_metric=eval/fid`). `steps`/`guidance_scale`: the sampler's;
+  `batching`: the T2M evaluator's ('per_sequence' as MLD, or 'padded'); `cache_dir`: its
+  caption-embedding cache ('' = memory only)."""
+  return ml_collections.ConfigDict({
+      "evaluator": "", "items": 256, "steps": 50, "guidance_scale": 7.5,
+      "batching": "per_sequence", "cache_dir": ""})
+
+
 def vae_training(config: ml_collections.ConfigDict, **kwargs) -> ml_collections.ConfigDict:
   """Stage 1 fields: MLD's VAE losses (reference §2.5) and training recipe (§2.6)."""
   add_training(config, **kwargs)
   config.loss = ml_collections.ConfigDict({
       "lambda_rec": 1.0, "lambda_joint": 1.0, "lambda_kl": 1e-4, "masked_mean": False})
   config.train.best_metric = "eval/rec_loss"
+  config.train.eval_every = config.train.checkpoint_every  # best_metric needs an evaluation
   return config
 
 
@@ -95,6 +110,8 @@ def denoiser_training(config: ml_collections.ConfigDict, **kwargs) -> ml_collect
       "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
       "beta_schedule": "scaled_linear"})
   config.train.best_metric = "eval/eps_mse"
+  config.train.eval_every = config.train.checkpoint_every
+  config.evaluation = evaluation_config()
   return config
 
 
@@ -105,4 +122,6 @@ def projector_training(config: ml_collections.ConfigDict, **kwargs) -> ml_collec
   config.loss = ml_collections.ConfigDict({
       "w_rec": 4.7036, "w_align": 2.1591, "w_kl": 0.0596, "kl_eps": 1e-6, "latent": "sample"})
   config.train.best_metric = "eval/loss"
+  config.train.eval_every = config.train.checkpoint_every
+  config.evaluation = evaluation_config()
   return config

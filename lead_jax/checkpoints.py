@@ -24,16 +24,13 @@ dependency's weights with `load_params(workdir, item)`, which raises `MissingFil
 
 Faults: an unreadable step raises a short `WeightsError` naming the step directory (the first line
 of orbax's message, not its TensorStore dump); `set_aside(step)` renames a corrupt step to
-`<step>.corrupt` so the manager no longer sees it; `fingerprint(tree)` is the SHA-256 (16 hex
-digits) of a weight tree's paths, dtypes, shapes and bytes, which later stages record to know the
-exact weights they were trained with.
+`<step>.corrupt` so the manager no longer sees it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import pathlib
 from typing import Any, Mapping
@@ -41,7 +38,6 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers as ocp_managers
 
 from lead_jax.errors import MissingFileError, WeightsError
@@ -229,21 +225,6 @@ def short_message(error: BaseException, limit: int = 200) -> str:
   if len(first) > limit:
     first = first[:limit] + " ..."
   return f"{type(error).__name__}: {first}"
-
-
-def fingerprint(tree: Any) -> str:
-  """16 hex digits of SHA-256 over the leaves of `tree` (path, dtype, shape, bytes), in key order.
-
-  Equal trees give equal fingerprints wherever they live (device, sharding, host); leaves split
-  over several processes are gathered first."""
-  digest = hashlib.sha256()
-  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
-      leaf = multihost_utils.process_allgather(leaf, tiled=True)
-    array = np.ascontiguousarray(jax.device_get(leaf))
-    digest.update(f"{jax.tree_util.keystr(path)}|{array.dtype.str}|{array.shape}|".encode())
-    digest.update(array.tobytes())
-  return digest.hexdigest()[:16]
 
 
 def _abstract(target: Any) -> Any:

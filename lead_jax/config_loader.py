@@ -12,6 +12,8 @@ Unknown fields, sections and values that do not parse raise a `ConfigError` nami
 `add_override_arguments(parser)` lets an argparse (sub)command collect the override strings.
 `require_fields(config, fields, reader)` is how library code says which fields it reads: a missing
 one is a `ConfigError` naming it (defaults live in the config files, never in the code).
+`repo_config("demo_vae.py")` is the path of one of the repository's own config files (the ones
+commands start from: the demo, the inversion defaults, imported checkpoints' stage configs).
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ from lead_jax.errors import ConfigError, MissingFileError
 
 _FLAG = "config"
 _PROGRAM = "lead-jax"  # argv[0] of the private flag parsers
+# The repository's configs/ folder, beside the package in a source checkout (not installed).
+REPO_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+def repo_config(name: str) -> pathlib.Path:
+  """`configs/<name>` of the repository; `MissingFileError` when the checkout has none."""
+  path = REPO_CONFIGS / name
+  if not path.is_file():
+    raise MissingFileError(f"config file {path} not found: the repository's configs/ folder "
+                           "must sit beside lead_jax/ (a source checkout with `pip install -e .`)")
+  return path
 
 
 @contextlib.contextmanager

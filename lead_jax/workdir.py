@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import os
+import pathlib
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -38,9 +38,12 @@ import ml_collections
 import numpy as np
 
 from lead_jax import checkpoints
+from lead_jax.config_loader import require_fields
+from lead_jax.convert import t2m_ckpt
 from lead_jax.data import datasets, layout
 from lead_jax.errors import ConfigError, LeadJaxWarning, MissingFileError, WeightsError
-from lead_jax.metrics import trainable_evaluator
+from lead_jax.fingerprints import tree_fingerprint
+from lead_jax.metrics import embedders, trainable_evaluator
 from lead_jax.models import abstract_params, build_denoiser, build_projector, build_vae
 
 # Model sections in the order the stages are trained; a config's kind is the last one present.
@@ -107,11 +110,11 @@ class Stage:
 
   @functools.cached_property
   def fingerprint(self) -> str:
-    """`checkpoints.fingerprint` of `params` (the one recorded at save time when it is of them)."""
+    """`tree_fingerprint` of `params` (the one recorded at save time when it is of them)."""
     recorded = self.meta.get("fingerprint")
     if recorded and self.item == self.meta.get("weights_item", self.item):
       return str(recorded)
-    return checkpoints.fingerprint(self.params)
+    return tree_fingerprint(self.params)
 
   @property
   def provenance(self) -> Mapping[str, Any] | None:
@@ -195,12 +198,15 @@ def dependency_workdir(config: Mapping[str, Any], kind: str) -> str:
 
 
 def load_dependency(config: Mapping[str, Any], kind: str) -> Stage:
-  """The frozen `kind` stage a later stage's config names (`dependencies.<kind>_workdir`).
+  """The frozen `kind` stage a later stage's config names (`dependencies.<kind>_workdir`), at its
+  `dependencies.checkpoint` ('latest', 'best' or a step).
 
   When the config also describes that stage's model (e.g. a denoiser config's `vae` section), the
   dependency's weights must fit it: `WeightsError` naming the checkpoint item otherwise.
   """
-  stage = load_stage(dependency_workdir(config, kind), kind)
+  require_fields(config, {"dependencies": ("checkpoint",)}, f"the frozen {kind} stage")
+  stage = load_stage(dependency_workdir(config, kind), kind,
+                     step=config["dependencies"]["checkpoint"])
   if kind in config:
     where = f"{checkpoints.checkpoint_dir(stage.workdir)}/{stage.step}/{stage.item}"
     checkpoints.check_matches(stage.params, module_shapes(kind, build_module(kind, config)), where)
@@ -227,13 +233,31 @@ def load_trained_evaluator(workdir: str | os.PathLike) -> trainable_evaluator.Tr
                                               stage.config.data.builder)
 
 
+def load_evaluator(path: str | os.PathLike, mean: np.ndarray, std: np.ndarray, *,
+                   batching: str = "per_sequence", cache_dir: str | os.PathLike | None = None
+                   ) -> tuple[embedders.Embedder, dict[str, str]]:
+  """The evaluation embedder at `path` and a description of it: a folder written by
+  `lead-jax import t2m-evaluator` (the published T2M evaluator; `batching` and `cache_dir` are
+  its), or a trained-evaluator workdir (motions in the dataset statistics `mean`, `std`)."""
+  path = pathlib.Path(path)
+  if t2m_ckpt.is_t2m_evaluator_dir(path):
+    evaluator, words = t2m_ckpt.load_t2m_evaluator_dir(path)
+    return (embedders.T2MEmbedder(evaluator, words, batching,
+                                  None if cache_dir is None else str(cache_dir)),
+            {"kind": "t2m", "path": str(path.resolve()), "batching": batching})
+  if checkpoints.checkpoint_dir(path).is_dir():
+    return (embedders.TrainedEmbedder(load_trained_evaluator(path), mean, std),
+            {"kind": "trained", "path": str(path.resolve())})
+  raise ConfigError(f"evaluator {path}: neither an imported T2M evaluator (`lead-jax import "
+                    "t2m-evaluator FINEST_TAR --glove DIR --mean M --std S --out DIR`) nor a "
+                    f"trained-evaluator workdir. {t2m_ckpt.EVALUATOR_HINT}")
+
+
 # ---- provenance ------------------------------------------------------------------------------------
 def stats_record(mean: Any, std: Any, source: str) -> dict[str, str]:
-  """{source, fingerprint}: 16 hex digits of SHA-256 over Mean and Std as float32 `[D]`."""
-  digest = hashlib.sha256()
-  for array in (mean, std):
-    digest.update(np.ascontiguousarray(np.asarray(array, np.float32)).tobytes())
-  return {"source": str(source), "fingerprint": digest.hexdigest()[:16]}
+  """{source, fingerprint}: `tree_fingerprint` of Mean and Std as float32 `[D]`."""
+  arrays = {name: np.asarray(a, np.float32) for name, a in (("mean", mean), ("std", std))}
+  return {"source": str(source), "fingerprint": tree_fingerprint(arrays)}
 
 
 def stage_record(stage: Stage) -> dict[str, Any]:
@@ -242,10 +266,13 @@ def stage_record(stage: Stage) -> dict[str, Any]:
           "run_id": stage.meta.get("run_id"), "fingerprint": stage.fingerprint}
 
 
-def dependency_record(workdir: str | os.PathLike) -> dict[str, Any]:
-  """`stage_record` of the latest checkpoint in `workdir`, from its meta (the weights are loaded
-  only for a checkpoint saved without a fingerprint)."""
-  meta, _ = checkpoints.load_json_items(workdir)
+def dependency_record(workdir: str | os.PathLike, step: int | str | None = None
+                      ) -> dict[str, Any]:
+  """`stage_record` of the checkpoint `step` ('latest', 'best' or a number) of `workdir`, from
+  its meta (the weights are loaded only for a checkpoint saved without a fingerprint)."""
+  with checkpoints.Checkpointer(workdir, read_only=True) as ckpt:
+    at = _resolve_step(ckpt, str(workdir), step)
+  meta, _ = checkpoints.load_json_items(workdir, at)
   if meta.get("fingerprint"):
     return {"workdir": os.path.abspath(workdir), "step": int(meta["step"]),
             "run_id": meta.get("run_id"), "fingerprint": str(meta["fingerprint"])}
@@ -253,13 +280,13 @@ def dependency_record(workdir: str | os.PathLike) -> dict[str, Any]:
 
 
 def current_provenance(config: Mapping[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]:
-  """What a stage config points at now: its dataset statistics and the latest checkpoints of the
-  `kinds` dependency workdirs it names (those left empty are skipped)."""
+  """What a stage config points at now: its dataset statistics and the checkpoints
+  (`dependencies.checkpoint`) of the `kinds` dependency workdirs it names (empty ones skipped)."""
   mean, std = dataset_stats(config)
   source = config["data"]["dir"] or f"the embedded {config['data']['builder']} dataset"
   deps = config["dependencies"]
-  records = {kind: dependency_record(deps[f"{kind}_workdir"]) for kind in kinds
-             if f"{kind}_workdir" in deps and deps[f"{kind}_workdir"]}
+  records = {kind: dependency_record(deps[f"{kind}_workdir"], deps["checkpoint"])
+             for kind in kinds if f"{kind}_workdir" in deps and deps[f"{kind}_workdir"]}
   return {"stats": stats_record(mean, std, source), "dependencies": records}
 
 

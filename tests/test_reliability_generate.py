@@ -13,9 +13,10 @@ import pytest
 
 from gen_stages import write_tiny_bert, write_tiny_stages
 from lead_jax import checkpoints, cli
-from lead_jax.commands import pipeline_args
 from lead_jax import workdir as stage_io
+from lead_jax.commands import pipeline_args
 from lead_jax.errors import InputError, LeadJaxWarning
+from lead_jax.fingerprints import tree_fingerprint
 from lead_jax.generate import Pipeline
 from lead_jax.io import generated
 from lead_jax.text.concepts import Concept, load_concept
@@ -163,7 +164,7 @@ def _resave(workdir, step, meta, offset=0.0, config=None):
   config = config or checkpoints.load_config(workdir)
   with checkpoints.Checkpointer(workdir) as ckpt:
     ckpt.save(step, {"params": params}, meta=meta, config=config)
-  return checkpoints.fingerprint(params)
+  return tree_fingerprint(params)
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ Usage:
       --template bandai --out data/bandai [--unit cm] [--min-len 40] [--mirror] [--workers 2]
   lead-jax import bvh mocap/ --map my_map.json --captions captions.tsv --out data/mine
   lead-jax import deepmimic --out data/deepmimic            # the 15 clips in the pybullet wheel
+  lead-jax import mld CKPT --out runs/mld --clip DIR --data-dir DIR    # published weights:
+  lead-jax import t2m-evaluator finest.tar --glove DIR ... --out DIR   #   see `import mld --help`
 
 SRC may be files, folders (searched recursively for *.bvh / humanoid3d_*.txt) or glob patterns.
 Captions: `--captions FILE` (`<clip id or file stem><TAB><caption>` lines) or `--template`
@@ -27,6 +29,7 @@ import os
 import pathlib
 import sys
 
+from lead_jax.commands import import_weights
 from lead_jax.errors import ConfigError, MissingFileError
 from lead_jax.io import captions as cap
 
@@ -59,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-stats", action="store_true",
                    help="adding to an existing dataset: keep its Mean.npy/Std.npy instead of "
                         "recomputing them over all train clips")
+  import_weights.add_parsers(kinds)
 
 
 def expand_sources(sources: list[str], pattern: str) -> tuple[list[pathlib.Path], list[str]]:
@@ -90,6 +94,8 @@ def _captioner(args):
 
 
 def run(args: argparse.Namespace) -> int:
+  if args.kind in import_weights.KINDS:
+    return import_weights.run(args)
   from lead_jax.io import importer  # pylint: disable=g-import-not-at-top
 
   captioner = _captioner(args)

@@ -5,11 +5,7 @@ module does not import JAX."""
 from __future__ import annotations
 
 import argparse
-import pathlib
 from typing import Any
-
-# The repository's configs/ folder (beside the package in a source checkout).
-INVERSION_CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "inversion.py"
 
 # The keys of `lead_jax.models.precision.MATMUL_DTYPES` (kept literal so `--help` stays JAX-free).
 MATMUL_DTYPES = ("float32", "bfloat16")
@@ -28,6 +24,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--vae-workdir", default=None, help="override the config's")
   parser.add_argument("--data-dir", default=None, help="folder with Mean.npy/Std.npy (override)")
   parser.add_argument("--text-encoder-path", default=None, help="text encoder directory (override)")
+  parser.add_argument("--checkpoint", default=None,
+                      help="checkpoint of --workdir: latest (default), best or a step number")
   parser.add_argument("--allow-dependency-change", action="store_true",
                       help="use the stages even when the VAE or the dataset statistics differ "
                            "from those they were trained with (warns instead of failing)")
@@ -40,11 +38,11 @@ def load_pipeline(args: argparse.Namespace) -> Any:
   return Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
                                vae_workdir=args.vae_workdir, data_dir=args.data_dir,
                                text_encoder_path=args.text_encoder_path,
-                               matmul_dtype=args.matmul_dtype,
+                               checkpoint=args.checkpoint, matmul_dtype=args.matmul_dtype,
                                allow_changed_dependencies=args.allow_dependency_change)
 
 
 def inversion_config(path: str | None) -> Any:
   """The inversion config (`get_config()` of `path`, default configs/inversion.py)."""
-  from lead_jax.config_loader import load_config  # pylint: disable=import-outside-toplevel
-  return load_config(str(path or INVERSION_CONFIG))
+  from lead_jax.config_loader import load_config, repo_config  # pylint: disable=import-outside-toplevel
+  return load_config(str(path or repo_config("inversion.py")))

@@ -158,12 +158,12 @@ def state_dict_to_params(state_dict: Mapping[str, Any], num_heads: int = 4
   return results[0], results[1]
 
 
-def load_state_dict(path: str | pathlib.Path, allow_pickle: bool = True) -> dict[str, Any]:
+def load_state_dict(path: str | pathlib.Path, allow_pickle: bool = False) -> dict[str, Any]:
   """The `state_dict` of a Lightning `.ckpt` (or a bare state dict saved with torch.save).
 
-  Tries `torch.load(weights_only=True)` first; Lightning checkpoints that also pickle
-  hyper-parameter objects need `weights_only=False`, used only when `allow_pickle` (only load
-  checkpoints you trust).
+  Read with `torch.load(weights_only=True)`; Lightning checkpoints that also pickle
+  hyper-parameter objects (MLD's releases) need `weights_only=False`, used only when
+  `allow_pickle` (only for checkpoints you trust; `lead-jax import mld --allow-pickle`).
   """
   path = pathlib.Path(path)
   if not path.is_file():
@@ -176,13 +176,13 @@ def load_state_dict(path: str | pathlib.Path, allow_pickle: bool = True) -> dict
   return dict(ckpt)
 
 
-def load_mld_checkpoint(path: str | pathlib.Path, num_heads: int = 4, allow_pickle: bool = True
+def load_mld_checkpoint(path: str | pathlib.Path, num_heads: int = 4, allow_pickle: bool = False
                         ) -> tuple[dict[str, Any], dict[str, Any] | None]:
   """MLD `.ckpt` -> `(vae_params, denoiser_params or None)` (numpy float32 leaves)."""
   return read_mld_checkpoint(path, num_heads, allow_pickle)[1]
 
 
-def read_mld_checkpoint(path: str | pathlib.Path, num_heads: int = 4, allow_pickle: bool = True
+def read_mld_checkpoint(path: str | pathlib.Path, num_heads: int = 4, allow_pickle: bool = False
                         ) -> tuple[dict[str, dict], tuple[dict[str, Any], dict[str, Any] | None]]:
   """MLD `.ckpt` -> (model config sections `infer_sections`, (vae_params, denoiser_params|None))."""
   try:

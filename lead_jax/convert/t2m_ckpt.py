@@ -18,17 +18,28 @@ overrides (reference.md section 7.5).
   params = load_t2m_checkpoint("deps/t2m/t2m/text_mot_match/model/finest.tar")
   wv = WordVectorizer("deps/glove")
   word_emb, pos_onehot, sent_len = wv.encode_tokens(["a/DET", "man/NOUN", "walk/VERB"])
+
+`import_t2m_evaluator(finest, glove, mean, std, out)` (`lead-jax import t2m-evaluator`) writes
+all of it into one directory - the evaluator's parameters (`params.npz`), its statistics
+(`mean.npy`, `std.npy`), the GloVe vectors and vocabulary (`glove_vectors.npy`,
+`glove_words.json`; no pickle) and `evaluator.json` - that `load_t2m_evaluator_dir` (and
+`lead-jax evaluate --evaluator DIR`) reads.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
 import pickle
+import shutil
+import tempfile
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from lead_jax.convert.torch_files import load_torch_file, tensor_to_float32, unflatten_tree
+from lead_jax.convert.torch_files import (flatten_tree, load_torch_file, tensor_to_float32,
+                                          unflatten_tree)
 from lead_jax.errors import InputError, MissingFileError, WeightsError
 from lead_jax.metrics.t2m_evaluator import T2MEvaluator
 
@@ -211,24 +222,36 @@ class WordVectorizer:
   FILES = ("{p}_data.npy", "{p}_words.pkl", "{p}_idx.pkl")
 
   def __init__(self, glove_dir: str | pathlib.Path, prefix: str = "our_vab"):
+    """Reads T2M's GloVe files `<prefix>_{data.npy, words.pkl, idx.pkl}` in `glove_dir`."""
     glove_dir = pathlib.Path(glove_dir)
     paths = [glove_dir / f.format(p=prefix) for f in self.FILES]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
       raise MissingFileError(f"GloVe files missing in {glove_dir}: {', '.join(missing)}. "
                              f"{GLOVE_HINT}")
-    vectors = np.load(paths[0]).astype(np.float32)
     with open(paths[1], "rb") as f:
       words = pickle.load(f)
     with open(paths[2], "rb") as f:
       word2idx = pickle.load(f)
+    self._set(np.load(paths[0]), {w: word2idx.get(w, -1) for w in words}, str(paths[2]))
+
+  @classmethod
+  def from_arrays(cls, vectors: np.ndarray, word2idx: Mapping[str, int],
+                  where: str = "<arrays>") -> "WordVectorizer":
+    """From vectors `[V, 300]` and `{word: row}` (the form `import_t2m_evaluator` stores)."""
+    self = cls.__new__(cls)
+    self._set(vectors, word2idx, where)
+    return self
+
+  def _set(self, vectors: np.ndarray, word2idx: Mapping[str, int], where: str) -> None:
+    vectors = np.asarray(vectors, np.float32)
     if vectors.ndim != 2:
-      raise InputError(f"{paths[0]}: expected [num_words, 300], found {vectors.shape}")
-    bad = [w for w in words if w not in word2idx or not 0 <= word2idx[w] < len(vectors)]
+      raise InputError(f"{where}: GloVe vectors must be [num_words, 300], found {vectors.shape}")
+    bad = [w for w, i in word2idx.items() if not 0 <= int(i) < len(vectors)]
     if bad or "unk" not in word2idx:
-      raise InputError(f"{paths[2]}: no valid index for {bad[:5] or ['unk']}")
+      raise InputError(f"{where}: no valid index for {bad[:5] or ['unk']}")
     self.vectors = vectors
-    self.word2idx = {w: int(word2idx[w]) for w in words}
+    self.word2idx = {w: int(i) for w, i in word2idx.items()}
 
   def __len__(self) -> int:
     return len(self.word2idx)
@@ -267,3 +290,65 @@ class WordVectorizer:
     enc = [self.encode_tokens(t, max_text_len) for t in token_lists]
     return (np.stack([e[0] for e in enc]), np.stack([e[1] for e in enc]),
             np.array([e[2] for e in enc], np.int32))
+
+
+EVALUATOR_FILE = "evaluator.json"
+
+
+def import_t2m_evaluator(checkpoint: str | os.PathLike, glove_dir: str | os.PathLike,
+                         eval_mean: str | os.PathLike, eval_std: str | os.PathLike,
+                         out_dir: str | os.PathLike, dataset: str = "humanml3d") -> pathlib.Path:
+  """Writes the published evaluator (`finest.tar`, its statistics, the GloVe files) into one
+  directory that `load_t2m_evaluator_dir` reads; written to a temporary folder first, so a failed
+  import leaves nothing behind. Returns `out_dir`."""
+  evaluator = load_t2m_evaluator(checkpoint, eval_mean, eval_std, dataset)
+  words = WordVectorizer(glove_dir)
+  out = pathlib.Path(out_dir)
+  if out.exists() and any(out.iterdir()):
+    raise InputError(f"{out} exists and is not empty; choose a new folder for the evaluator")
+  out.parent.mkdir(parents=True, exist_ok=True)
+  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+  try:
+    np.savez(tmp / "params.npz", **{"/".join(k): np.asarray(v) for k, v in
+                                    flatten_tree(evaluator.params).items()})
+    np.save(tmp / "mean.npy", evaluator.eval_mean)
+    np.save(tmp / "std.npy", evaluator.eval_std)
+    np.save(tmp / "glove_vectors.npy", words.vectors)
+    (tmp / "glove_words.json").write_text(json.dumps(words.word2idx))
+    (tmp / EVALUATOR_FILE).write_text(json.dumps({
+        "kind": "t2m", "dataset": dataset, "dim_pose": evaluator.dim_pose,
+        "source": {"checkpoint": str(pathlib.Path(checkpoint).resolve()),
+                   "glove": str(pathlib.Path(glove_dir).resolve()),
+                   "mean": str(pathlib.Path(eval_mean).resolve()),
+                   "std": str(pathlib.Path(eval_std).resolve())}}, indent=1))
+    if out.exists():
+      out.rmdir()
+    os.replace(tmp, out)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return out
+
+
+def is_t2m_evaluator_dir(path: str | os.PathLike) -> bool:
+  return (pathlib.Path(path) / EVALUATOR_FILE).is_file()
+
+
+def load_t2m_evaluator_dir(path: str | os.PathLike) -> tuple[T2MEvaluator, WordVectorizer]:
+  """The evaluator and word vectorizer an `import_t2m_evaluator` directory holds."""
+  path = pathlib.Path(path)
+  if not is_t2m_evaluator_dir(path):
+    raise MissingFileError(f"{path} is not an imported T2M evaluator (no {EVALUATOR_FILE}); "
+                           "create one with `lead-jax import t2m-evaluator FINEST_TAR --glove DIR "
+                           f"--mean MEAN.npy --std STD.npy --out DIR`. {EVALUATOR_HINT}")
+  info = json.loads((path / EVALUATOR_FILE).read_text())
+  if info.get("kind") != "t2m":
+    raise InputError(f"{path / EVALUATOR_FILE}: kind {info.get('kind')!r}, expected 't2m'")
+  with np.load(path / "params.npz") as archive:
+    params = unflatten_tree({tuple(k.split("/")): np.asarray(archive[k]) for k in archive.files})
+  evaluator = T2MEvaluator(params, np.load(path / "mean.npy"), np.load(path / "std.npy"),
+                           info["dataset"])
+  words = WordVectorizer.from_arrays(np.load(path / "glove_vectors.npy"),
+                                     json.loads((path / "glove_words.json").read_text()),
+                                     str(path / "glove_words.json"))
+  return evaluator, words

@@ -40,10 +40,10 @@ def load_torch_file(path: str | pathlib.Path, allow_pickle: bool = False) -> Any
       return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
       if not allow_pickle:
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint with weights_only=True "
-                           f"({str(e)[:200]}); a file that needs pickle is read only with "
-                           "allow_pickle=True, where the loader offers it: trusted files only"
-                           ) from None
+        raise WeightsError(f"{path}: not readable with torch.load(weights_only=True): the file "
+                           "pickles Python objects (a Lightning checkpoint's hyper-parameters, "
+                           "say). Read it only if you trust it: --allow-pickle "
+                           f"(allow_pickle=True). ({str(e)[:160]})") from None
       return torch.load(path, map_location="cpu", weights_only=False)
   except WeightsError:
     raise

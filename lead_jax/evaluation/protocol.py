@@ -54,15 +54,21 @@ class ProtocolSettings:
 
 def pipeline_generator(pipeline: Any, use_projector: bool, guidance_scale: float = 7.5,
                        steps: int = 50, batch_size: int = 64) -> GenerateFn:
-  """A `GenerateFn` over `Pipeline.generate` (chunks of `batch_size` prompts)."""
+  """A `GenerateFn` over `Pipeline.generate`: chunks of exactly `batch_size` prompts (the last one
+  padded by repeating a prompt, its extra motions dropped), so generation compiles for one batch
+  shape whatever the number of items."""
   def generate(captions, lengths, key):
     out, t_max = [], int(np.max(lengths))
     for i, start in enumerate(range(0, len(captions), batch_size)):
-      sl = slice(start, start + batch_size)
-      res = pipeline.generate(list(captions[sl]), [int(n) for n in lengths[sl]],
-                              jax.random.fold_in(key, i), guidance_scale=guidance_scale,
-                              steps=steps, use_projector=use_projector)
-      f = res["features"]
+      caps = list(captions[start:start + batch_size])
+      lens = [int(n) for n in lengths[start:start + batch_size]]
+      count = len(caps)
+      caps += caps[:1] * (batch_size - count)
+      lens += lens[:1] * (batch_size - count)
+      res = pipeline.generate(caps, lens, jax.random.fold_in(key, i),
+                              guidance_scale=guidance_scale, steps=steps,
+                              use_projector=use_projector)
+      f = res["features"][:count]
       out.append(np.pad(f, ((0, 0), (0, t_max - f.shape[1]), (0, 0))))
     return np.concatenate(out)
   return generate
@@ -71,12 +77,14 @@ def pipeline_generator(pipeline: Any, use_projector: bool, guidance_scale: float
 def stream_batches(config: ml_collections.ConfigDict, text_encoder: Any,
                    split: str = "test") -> BatchesFn:
   """A `BatchesFn` over the config's evaluation stream (`lead_jax.train.inputs`, either backend)
-  with `data.eval_seed = seed`."""
+  with `data.eval_seed = seed`: the whole split on every process (the protocol's metrics need
+  every row; several processes compute the same numbers)."""
   def batches(seed: int):
     cfg = config.copy_and_resolve_references()
     with cfg.unlocked():
       cfg.data.eval_seed = int(seed)
-    return iter(inputs.make_eval_stream(cfg, text_encoder, split=split))
+    return iter(inputs.make_eval_stream(cfg, text_encoder, split=split, process_index=0,
+                                        process_count=1))
 
   return batches
 
@@ -117,11 +125,18 @@ def collect_split(batches: Iterable[Mapping[str, Any]], mean: np.ndarray, std: n
 
 
 def embed_rows(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], features: np.ndarray,
-                lengths: np.ndarray, batch_size: int = 64) -> np.ndarray:
+                lengths: np.ndarray, batch_size: int = 64, frame_bucket: int = 64) -> np.ndarray:
+  """`fn(features, lengths)` over `[N, T, D]` in chunks of exactly `batch_size` rows (the last one
+  padded by repeating its first row) with frames padded to a multiple of `frame_bucket`, so the
+  evaluator compiles once or twice per run whatever N and T; frames past each length are zero."""
+  frames = -(-features.shape[1] // frame_bucket) * frame_bucket
+  features = np.pad(features, ((0, 0), (0, frames - features.shape[1]), (0, 0)))
   out = []
   for s in range(0, len(lengths), batch_size):
     f, l = features[s:s + batch_size], lengths[s:s + batch_size]
-    out.append(fn(f * (np.arange(f.shape[1])[None, :, None] < l[:, None, None]), l))
+    count, pad = len(l), batch_size - len(l)
+    f, l = np.concatenate([f, np.repeat(f[:1], pad, 0)]), np.concatenate([l, np.repeat(l[:1], pad)])
+    out.append(np.asarray(fn(f * (np.arange(frames)[None, :, None] < l[:, None, None]), l))[:count])
   return np.concatenate(out)
 
 

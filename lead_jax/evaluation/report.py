@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import pathlib
+import subprocess
 from typing import Any, Mapping, Sequence
 
 TABLE1_COLUMNS = ("R@1", "R@2", "R@3", "FID", "MM-Dist", "Diversity", "MModality")
@@ -39,13 +41,20 @@ def markdown_table(result: Mapping[str, Any], columns: Sequence[str] = TABLE1_CO
     footer += (f", MModality {eff.get('mm_prompts')} prompts × {eff.get('mm_repeats')} samples, "
                f"{eff.get('mm_times')} pairs")
   lines += ["", footer + "."]
+  if "protocol" in s:
+    evaluator = s.get("evaluator") or {}
+    items = f"{s['items']} items" if s.get("items") is not None else "one item per clip"
+    lines += ["", f"Protocol {s['protocol']} ({items} of split '{s.get('split')}'); evaluator "
+              f"{evaluator.get('kind')} ({evaluator.get('batching', 'per_sequence')}) "
+              f"{evaluator.get('path', '')}; lead-jax {s.get('lead_jax')} at commit "
+              f"{s.get('commit')}."]
   mti = s.get("mti")
   if mti:
     inv = mti["inversion"]
     lines += ["", f"MTI: one token learnt per motion ({mti['size']} test motions, subset seed "
               f"{s['seed']}) in space(s) {', '.join(mti['spaces'])}: {inv['steps']} Adam steps, lr "
-              f"{inv['optimizer']['learning_rate']}, batch {inv['batch_size']} segments of {inv['segment_frames']} "
-              f"frames, init word {mti['init_word']!r}; generated from {mti['template']!r} at the "
+              f"{inv['optimizer']['learning_rate']}, batch {inv['batch_size']} segments of "
+              f"{inv['segment_frames']} frames, init word {mti['init_word']!r}; generated from {mti['template']!r} at the "
               f"motion's length ({mti['steps']} DDIM steps, guidance {mti['guidance_scale']}); text "
               "= the ground-truth caption; 'w/ project' = through the projector. Real has no FID "
               "(the generated rows' FID is against these ground-truth motions)."]
@@ -62,3 +71,18 @@ def write_report(result: Mapping[str, Any], out_dir: str | pathlib.Path,
   md.write_text(markdown_table(result, columns, title))
   js.write_text(json.dumps(result, indent=2, sort_keys=False, default=float))
   return md, js
+
+
+def provenance() -> dict[str, str | None]:
+  """`{'lead_jax': version, 'commit': git commit of the checkout or None}` for result files."""
+  try:
+    version = importlib.metadata.version("lead-jax")
+  except importlib.metadata.PackageNotFoundError:
+    version = None
+  try:
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                            text=True, timeout=10, check=True,
+                            cwd=pathlib.Path(__file__).resolve().parent).stdout.strip() or None
+  except (OSError, subprocess.SubprocessError):
+    commit = None
+  return {"lead_jax": version, "commit": commit}

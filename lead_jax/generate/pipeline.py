@@ -130,7 +130,8 @@ class Pipeline:
                    vae_workdir: str | None = None, text_encoder: TextEncoder | None = None,
                    text_encoder_path: str | None = None, data_dir: str | None = None,
                    mean: Any = None, std: Any = None, params_item: str | None = None,
-                   max_frames: int | None = None, matmul_dtype: str = "float32",
+                   checkpoint: int | str | None = None, max_frames: int | None = None,
+                   matmul_dtype: str = "float32",
                    allow_changed_dependencies: bool = False) -> "Pipeline":
     """Loads the projector's workdir (LEAD) or the denoiser's (MLD mode) and the stages it names.
 
@@ -140,11 +141,14 @@ class Pipeline:
     `vae_workdir`); keyword arguments override them. The text encoder is the denoiser config's
     `text_encoder.kind` at `dependencies.text_encoder_path`; Mean/Std come from `data.dir` (or
     `data_dir`, or arrays/paths `mean`, `std`). Raises `MissingFileError` / `WeightsError` /
-    `ConfigError` naming the workdir, and `DependencyChangedError` when a stage was trained with
+    `ConfigError` naming the workdir. `checkpoint` ('latest', 'best' or a step) picks the
+    checkpoint of `workdir`; the stages it names are loaded at its config's
+    `dependencies.checkpoint`. Raises `DependencyChangedError` when a stage was trained with
     other statistics or another VAE than those loaded (unless `allow_changed_dependencies`).
     """
     workdir = str(workdir)
-    top = stage_io.load_stage(workdir, item=params_item)
+    top = stage_io.load_stage(workdir, item=params_item, step=checkpoint)
+    deps_step = top.config.dependencies.checkpoint
     stages = {top.kind: top}
     if top.kind == "projector":
       den_dir = denoiser_workdir or top.config.dependencies.denoiser_workdir
@@ -152,7 +156,8 @@ class Pipeline:
         raise ConfigError(f"{workdir}: the projector's config has an empty "
                           "dependencies.denoiser_workdir; pass the denoiser's workdir "
                           "(denoiser_workdir=..., CLI --denoiser-workdir)")
-      stages["denoiser"] = stage_io.load_stage(den_dir, "denoiser", item=params_item)
+      stages["denoiser"] = stage_io.load_stage(den_dir, "denoiser", item=params_item,
+                                               step=deps_step)
     elif top.kind != "denoiser":
       raise ConfigError(f"{workdir}: a {top.kind} stage; give the workdir of the projector stage "
                         "(LEAD) or of the denoiser stage (MLD mode)")
@@ -162,7 +167,7 @@ class Pipeline:
     if not vae_dir:
       raise ConfigError(f"{den.workdir}: dependencies.vae_workdir is empty; pass vae_workdir=... "
                         "(CLI --vae-workdir)")
-    stages["vae"] = stage_io.load_stage(vae_dir, "vae", item=params_item)
+    stages["vae"] = stage_io.load_stage(vae_dir, "vae", item=params_item, step=deps_step)
     if text_encoder is None:
       path = text_encoder_path or den.config.dependencies.text_encoder_path or None
       text_encoder = load_text_encoder(den.config.text_encoder.kind, path)

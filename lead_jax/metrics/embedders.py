@@ -14,6 +14,9 @@ from typing import Any, Mapping, Protocol
 
 import numpy as np
 
+from lead_jax.data.text_cache import EmbeddingCache
+from lead_jax.fingerprints import tree_fingerprint
+
 
 class Embedder(Protocol):
   """What the protocol needs from an evaluator (see `T2MEmbedder`, `TrainedEmbedder`)."""
@@ -25,19 +28,39 @@ class Embedder(Protocol):
 
 @dataclasses.dataclass
 class T2MEmbedder:
-  """The published T2M evaluator: de-normalised features -> its statistics; `word/POS` tokens."""
+  """The published T2M evaluator: de-normalised features -> its statistics; `word/POS` tokens.
+
+  `batching`: 'per_sequence' (MLD's batch-1 test, the default) or 'padded' (T2M's padded batches;
+  `t2m_evaluator.motion_embeddings`). With `cache_dir`, caption embeddings are kept on disk, keyed
+  by the evaluator's weights and the token string: each caption is embedded once across
+  replications and runs.
+  """
   evaluator: Any          # t2m_evaluator.T2MEvaluator
   word_vectorizer: Any    # convert.t2m_ckpt.WordVectorizer
+  batching: str = "per_sequence"
+  cache_dir: str | None = None
+
+  def __post_init__(self):
+    label = f"t2m-text-{tree_fingerprint(self.evaluator.params)}"
+    self._text_cache = EmbeddingCache(label, self._embed_tokens, 512, self.cache_dir)
 
   def embed_motion(self, features, lengths):
     self.evaluator.check_features(features)
     x = (np.asarray(features, np.float32) - self.evaluator.eval_mean) / self.evaluator.eval_std
-    return self.evaluator.motion_embeddings(x, lengths)
+    return self.evaluator.motion_embeddings(x, lengths, self.batching)
+
+  def _embed_tokens(self, token_strings: list[str], chunk: int = 64) -> np.ndarray:
+    """Chunks of exactly `chunk` captions (padded): one compiled text encoder per run."""
+    out = []
+    for s in range(0, len(token_strings), chunk):
+      part = token_strings[s:s + chunk]
+      padded = part + part[:1] * (chunk - len(part))
+      word, pos, lens = self.word_vectorizer.encode_batch([t.split() for t in padded])
+      out.append(self.evaluator.text_embeddings(word, pos, lens)[:len(part)])
+    return np.concatenate(out)
 
   def embed_text(self, batch):
-    tokens = [str(t).split() for t in batch["tokens"]]
-    word, pos, lens = self.word_vectorizer.encode_batch(tokens)
-    return self.evaluator.text_embeddings(word, pos, lens)
+    return self._text_cache.embed([str(t) for t in batch["tokens"]])
 
 
 @dataclasses.dataclass

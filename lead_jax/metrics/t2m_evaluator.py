@@ -25,6 +25,7 @@ padding so a padded batch gives the embeddings of batch-size-1 evaluation (MLD's
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -191,10 +192,17 @@ def renorm4t2m(features: Any, mean: Any, std: Any, eval_mean: Any, eval_std: Any
   return ((features * std + mean) - eval_mean) / eval_std
 
 
-@jax.jit
-def _motion_embed(params: dict[str, Any], features: Array, lengths: Array) -> Array:
-  movements = MovementConvEncoder().apply({"params": params["movement"]},
-                                          features[..., :-FOOT_CONTACT_DIMS], lengths)
+BATCHINGS = ("per_sequence", "padded")
+
+
+@functools.partial(jax.jit, static_argnames=("batching",))
+def _motion_embed(params: dict[str, Any], features: Array, lengths: Array,
+                  batching: str = "per_sequence") -> Array:
+  x = features[..., :-FOOT_CONTACT_DIMS]
+  if batching == "padded":  # T2M's evaluation: zero-padded (in evaluator space) to the batch length
+    x = jnp.where(jnp.arange(x.shape[1])[None, :, None] < lengths[:, None, None], x, 0.0)
+  movements = MovementConvEncoder().apply({"params": params["movement"]}, x,
+                                          lengths if batching == "per_sequence" else None)
   return MotionEncoderBiGRU().apply({"params": params["motion"]}, movements,
                                     lengths // UNIT_LENGTH)
 
@@ -205,9 +213,16 @@ def _text_embed(params: dict[str, Any], word_emb: Array, pos_onehot: Array, leng
   return TextEncoderBiGRU().apply({"params": params["text"]}, word_emb, pos_onehot, lengths)
 
 
-def motion_embeddings(params: dict[str, Any], features: Array, lengths: Array) -> Array:
-  """Jittable: evaluator-space features `[B, T, D]`, frame counts `[B]` -> `[B, 512]`."""
-  return _motion_embed(params, features, lengths)
+def motion_embeddings(params: dict[str, Any], features: Array, lengths: Array,
+                      batching: str = "per_sequence") -> Array:
+  """Jittable: evaluator-space features `[B, T, D]`, frame counts `[B]` -> `[B, 512]`.
+
+  `batching='per_sequence'` (default) gives each row the embedding of running it alone, as MLD's
+  batch-1 test does; 'padded' is T2M's own evaluation, where a row zero-padded to the batch length
+  lets the padding into its last movement features (up to ~0.3 apart for short rows)."""
+  if batching not in BATCHINGS:
+    raise InputError(f"evaluator batching must be one of {BATCHINGS}, found {batching!r}")
+  return _motion_embed(params, features, lengths, batching)
 
 
 def text_embeddings(params: dict[str, Any], word_emb: Array, pos_onehot: Array, lengths: Array
@@ -249,8 +264,10 @@ class T2MEvaluator:
     return renorm4t2m(np.asarray(features, np.float32), np.asarray(mean, np.float32),
                       np.asarray(std, np.float32), self.eval_mean, self.eval_std)
 
-  def motion_embeddings(self, features: Any, lengths: Any) -> np.ndarray:
-    """Evaluator-space features `[B, T, D]` and frame counts `[B]` (>= 4) -> `[B, 512]`."""
+  def motion_embeddings(self, features: Any, lengths: Any,
+                        batching: str = "per_sequence") -> np.ndarray:
+    """Evaluator-space features `[B, T, D]` and frame counts `[B]` (>= 4) -> `[B, 512]`
+    (`batching`: see the module function)."""
     self.check_features(features)
     lengths = np.asarray(lengths, np.int32)
     if lengths.shape != (np.shape(features)[0],) or lengths.min() < UNIT_LENGTH \
@@ -259,7 +276,7 @@ class T2MEvaluator:
                        f"[{UNIT_LENGTH}, {np.shape(features)[1]}], found shape {lengths.shape} "
                        f"values {lengths.min(initial=0)}..{lengths.max(initial=0)}")
     return np.asarray(motion_embeddings(self.params, jnp.asarray(features, jnp.float32),
-                                        jnp.asarray(lengths)))
+                                        jnp.asarray(lengths), batching))
 
   def text_embeddings(self, word_emb: Any, pos_onehot: Any, lengths: Any) -> np.ndarray:
     """GloVe `[B, L, 300]`, POS `[B, L, 15]`, token counts `[B]` (sos/eos included) -> `[B, 512]`."""

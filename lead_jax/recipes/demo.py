@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from lead_jax.config_loader import load_config
+from lead_jax.config_loader import load_config, repo_config
 from lead_jax.errors import ConfigError
 from lead_jax.generate import Pipeline
 from lead_jax.io import bvh, export, importer, render
@@ -87,19 +87,14 @@ def motion_round_trip(data_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
   return result
 
 
-DEMO_STAGE_CONFIGS = (("vae", "configs/demo_vae.py"), ("denoiser", "configs/demo_denoiser.py"),
-                      ("projector", "configs/demo_projector.py"))
-
-
-def _repo_file(relative: str) -> pathlib.Path:
-  """A file of the repository (configs live beside the package)."""
-  return pathlib.Path(__file__).resolve().parents[2] / relative
+DEMO_STAGE_CONFIGS = (("vae", "demo_vae.py"), ("denoiser", "demo_denoiser.py"),
+                      ("projector", "demo_projector.py"))
 
 
 def demo_stage_config(stage: str, config_path: str, data_dir: pathlib.Path,
                       workdirs: pathlib.Path, steps_scale: float):
   """The tiny demo config of `stage`, reading `data_dir` (all clips) and chained to `workdirs`."""
-  config = load_config(str(_repo_file(config_path)))
+  config = load_config(str(repo_config(config_path)))
   config.data.builder = "motion_folder"
   config.data.dir = str(data_dir)
   config.data.split = "all"  # 15 clips: train on every clip, evaluate on the test split

@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
-from flax import traverse_util
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lead_jax.errors import ConfigError, InputError
+from lead_jax.fingerprints import tree_fingerprint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,13 +163,13 @@ class TextEncoder:
     """12 hex digits identifying the weights (shapes, sums and leading bytes of every tensor):
     caches keyed by it never mix two checkpoints of one architecture (e.g. two CLIP folders)."""
     if getattr(self, "_fingerprint", None) is None:
-      digest = hashlib.sha1()
-      for path, leaf in sorted(traverse_util.flatten_dict(self.params, sep="/").items()):
-        leaf = np.asarray(leaf)
-        digest.update(f"{path}{leaf.shape}{float(leaf.sum(dtype=np.float64)):.9e}".encode())
-        digest.update(leaf.ravel()[:64].tobytes())
-      self._fingerprint = digest.hexdigest()[:12]
+      self._fingerprint = tree_fingerprint(self.params)
     return self._fingerprint
+
+  @property
+  def settings_label(self) -> str:
+    """The settings besides the weights that change an embedding (for cache keys)."""
+    return f"L{self.max_length}"
 
   @property
   def embed_dim(self) -> int:

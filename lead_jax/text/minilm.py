@@ -205,6 +205,10 @@ class MiniLMTextEncoder(TextEncoder):
                      max_length=max_length, vocab_size=config.vocab_size,
                      token_dim=config.hidden_size, embed_dim=config.hidden_size)
 
+  @property
+  def settings_label(self) -> str:
+    return f"{super().settings_label}-{'normalized' if self.config.normalize else 'raw'}"
+
   def _embedding_table(self, params: dict[str, Any]) -> jax.Array:
     return params["word_embeddings"]["embedding"]
 

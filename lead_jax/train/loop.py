@@ -22,7 +22,8 @@ What it guards against (docs/reliability.md):
   * rows of `metrics.jsonl` past the restored step (logged before a crash) are dropped on resume.
   * a read-only workdir or a full disk: `OutputError` naming the path and the last saved step.
 Each checkpoint's meta records `run_id` (one id per run, kept over resumes), `fingerprint`
-(`checkpoints.fingerprint` of the weights later stages use: EMA when kept) and the caller's
+(`lead_jax.fingerprints.tree_fingerprint` of the weights later stages use: EMA when kept) and the
+caller's
 `provenance` (what the stage was trained with; `lead_jax.workdir.training_provenance`).
 
 Config fields (defaults in `configs/train_common.py:train_loop_config`): seed;
@@ -52,6 +53,7 @@ from typing import Any, Callable, Iterable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
@@ -59,6 +61,7 @@ from lead_jax import checkpoints
 from lead_jax.config_loader import require_fields
 from lead_jax.errors import (ConfigError, LeadJaxError, LeadJaxWarning, OutputError, WeightsError,
                              output_error)
+from lead_jax.fingerprints import tree_fingerprint
 from lead_jax.train import mesh as mesh_lib
 from lead_jax.train.metric_writers import MetricWriter
 from lead_jax.train.state import TrainState
@@ -393,12 +396,18 @@ def save_checkpoint(ckpt: checkpoints.Checkpointer, state: TrainState, config, s
   weights = state.ema_params if state.ema_params is not None else state.params
   meta = {"rng": np.asarray(rng).tolist(), "rng_impl": str(jax.random.key_impl(state.rng)),
           "data": stream.state() if hasattr(stream, "state") else None,
-          "run_id": run_id, "fingerprint": checkpoints.fingerprint(weights),
+          "run_id": run_id, "fingerprint": tree_fingerprint(_on_host(weights)),
           "provenance": dict(provenance) if provenance is not None else None}
   with write_errors(ckpt, f"checkpoint step {step}"):
     ckpt.save(step, state.array_items(), meta=meta,
               config=config.to_dict() if hasattr(config, "to_dict") else dict(config),
               metrics=metrics)
+
+
+def _on_host(tree: Any) -> Any:
+  """`tree` with the leaves split over several processes gathered (every process calls this)."""
+  return jax.tree.map(lambda x: multihost_utils.process_allgather(x, tiled=True)
+                      if isinstance(x, jax.Array) and not x.is_fully_addressable else x, tree)
 
 
 @contextlib.contextmanager

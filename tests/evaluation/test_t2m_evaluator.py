@@ -10,6 +10,7 @@ import torch
 from torch import nn as tnn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from benchmarks import torch_reference
 from lead_jax.convert import t2m_ckpt
 from lead_jax.errors import InputError, MissingFileError, WeightsError
 from lead_jax.metrics import t2m_evaluator as te
@@ -47,48 +48,9 @@ def test_bigru_matches_torch_packed(in_dim, hid):
   np.testing.assert_allclose(np.asarray(got), want, atol=1e-5, rtol=1e-5)
 
 
-class _TorchMovement(tnn.Module):
-  def __init__(self, dim_in):
-    super().__init__()
-    self.main = tnn.Sequential(tnn.Conv1d(dim_in, 512, 4, 2, 1), tnn.Dropout(0.2),
-                               tnn.LeakyReLU(0.2), tnn.Conv1d(512, 512, 4, 2, 1),
-                               tnn.Dropout(0.2), tnn.LeakyReLU(0.2))
-    self.out_net = tnn.Linear(512, 512)
-
-  def forward(self, x):
-    return self.out_net(self.main(x.permute(0, 2, 1)).permute(0, 2, 1))
-
-
-class _TorchBiGRUCo(tnn.Module):
-  def __init__(self, dim_in, hid, out, pos=None):
-    super().__init__()
-    if pos:
-      self.pos_emb = tnn.Linear(pos, dim_in)
-    self.input_emb = tnn.Linear(dim_in, hid)
-    self.gru = tnn.GRU(hid, hid, batch_first=True, bidirectional=True)
-    self.output_net = tnn.Sequential(tnn.Linear(2 * hid, hid), tnn.LayerNorm(hid),
-                                     tnn.LeakyReLU(0.2), tnn.Linear(hid, out))
-    self.hidden = tnn.Parameter(torch.randn(2, 1, hid))
-
-  def forward(self, x, lengths, pos=None):
-    if pos is not None:
-      x = x + self.pos_emb(pos)
-    h = self.hidden.repeat(1, x.shape[0], 1)
-    return self.output_net(torch.as_tensor(_torch_bigru_final(self.gru, self.input_emb(x),
-                                                              lengths, h)))
-
-
 @pytest.fixture(scope="module")
 def torch_evaluator():
-  torch.manual_seed(1)
-  nets = {"movement_encoder": _TorchMovement(259).eval(),
-          "motion_encoder": _TorchBiGRUCo(512, 1024, 512).eval(),
-          "text_encoder": _TorchBiGRUCo(300, 512, 512, pos=15).eval()}
-  with torch.no_grad():        # non-trivial LayerNorm affine parameters
-    for net in ("motion_encoder", "text_encoder"):
-      nets[net].output_net[1].weight.uniform_(0.5, 1.5)
-      nets[net].output_net[1].bias.uniform_(-0.5, 0.5)
-  return nets
+  return torch_reference.t2m_evaluator(263, seed=1)
 
 
 @pytest.fixture(scope="module")

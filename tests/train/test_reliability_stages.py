@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from lead_jax import checkpoints
 from lead_jax import workdir as stage_io
 from lead_jax.config_loader import load_config
+from lead_jax.fingerprints import tree_fingerprint
 from lead_jax.train import loop, stage
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -69,7 +69,7 @@ def test_sigterm_saves_then_exits_143(preempted_vae):
   step = int(err.split("SIGTERM: saved checkpoint at step ")[1].split()[0])
   assert (workdir / "checkpoints" / str(step)).is_dir()
   meta = stage_io.load_stage(workdir).meta
-  assert meta["step"] == step and len(meta["run_id"]) == 32 and len(meta["fingerprint"]) == 16
+  assert meta["step"] == step and len(meta["run_id"]) == 32 and len(meta["fingerprint"]) == 12
 
 
 def test_later_stages_record_the_vae_and_statistics_and_refuse_changed_ones(
@@ -85,7 +85,7 @@ def test_later_stages_record_the_vae_and_statistics_and_refuse_changed_ones(
   recorded = stage_io.training_provenance(config)
   assert recorded == {"stats": stats, "dependencies": {"vae": {
       "workdir": str(vae_dir), "step": vae.step, "run_id": vae.meta["run_id"],
-      "fingerprint": checkpoints.fingerprint(vae.params)}}}
+      "fingerprint": tree_fingerprint(vae.params)}}}
   stage.check_resume_provenance(config, str(vae_dir), recorded)  # unchanged: silent
   # The same data re-imported with other statistics: the frozen VAE was trained on the old ones.
   changed = tmp_path / "reimported"
