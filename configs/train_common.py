@@ -55,10 +55,14 @@ def data_config(data_dir: str = "", builder: str = "humanml3d", batch_size: int 
 def dependencies_config() -> ml_collections.ConfigDict:
   """Workdirs of the stages a stage depends on (their EMA weights when they kept one, else their
   params: `lead_jax.workdir`'s rule), which of their checkpoints ('latest', 'best' by their
-  `train.best_metric`, or a step number) and the text encoder's model directory."""
+  `train.best_metric`, or a step number) and the text encoder's model directory.
+  `allow_changed` accepts dependencies (or dataset statistics) other than those a resumed run or
+  a frozen stage recorded (`lead_jax.workdir.check_provenance`), with a warning instead of an
+  error."""
   return ml_collections.ConfigDict({
       "vae_workdir": "", "denoiser_workdir": "", "checkpoint": "latest",
-      "text_encoder_path": ""})  # CLIP model directory (MiniLM needs none)
+      "text_encoder_path": "",  # CLIP model directory (MiniLM needs none)
+      "allow_changed": False})
 
 
 def add_training(config: ml_collections.ConfigDict, *, num_steps: int, batch_size: int,

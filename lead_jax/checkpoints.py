@@ -21,6 +21,10 @@ dependency's weights with `load_params(workdir, item)`, which raises `MissingFil
   ckpt.save(step, {"params": p, "opt_state": o}, meta={"data": pos}, config=cfg, metrics={...})
   restored = restore_latest(workdir, {"params": p, "opt_state": o})   # None on a fresh workdir
   vae_params = load_params("runs/vae", "ema_params")
+
+Faults: an unreadable step raises a short `WeightsError` naming the step directory (the first line
+of orbax's message, not its TensorStore dump); `set_aside(step)` renames a corrupt step to
+`<step>.corrupt` so the manager no longer sees it.
 """
 
 from __future__ import annotations
@@ -41,9 +45,21 @@ from lead_jax.errors import MissingFileError, WeightsError
 ARRAY_ITEMS = ("params", "opt_state", "ema_params")
 JSON_ITEMS = ("meta", "config")
 CHECKPOINT_SUBDIR = "checkpoints"
+CORRUPT_SUFFIX = ".corrupt"
 
 # orbax logs every save/restore at INFO through absl; keep the console for the progress bar.
 logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+class _NoThreadTracebacks(logging.Filter):
+  """Drops orbax's log of a failed writer thread (a traceback, printed after the save returns):
+  the same failure is raised by the save, and `lead_jax.train.loop` reports it in one line."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "_SignalingThread.run() raised an exception" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_NoThreadTracebacks())
 
 
 @dataclasses.dataclass
@@ -123,7 +139,9 @@ class Checkpointer:
       metrics = {k: float(v) for k, v in metrics.items()}
     if self.best_metric and (metrics is None or self.best_metric not in metrics):
       metrics = None  # ranked below every step that has the metric; LatestN still keeps it
-    with _quiet_orbax():  # a step without the best metric is expected (no eval at that step)
+    # A step without the best metric is expected (no eval at that step); a failed write (full
+    # disk) is raised to the caller, so orbax's own log of it (a traceback) is not shown.
+    with _quiet_orbax(logging.CRITICAL):
       return self._manager.save(int(step), args=ocp.args.Composite(**args), metrics=metrics,
                                 force=True)
 
@@ -148,7 +166,7 @@ class Checkpointer:
     try:
       out = self._manager.restore(step, args=ocp.args.Composite(**args))
     except Exception as e:  # orbax/tensorstore raise many types for unreadable or mismatched data
-      raise WeightsError(f"cannot restore checkpoint {step_dir}: {type(e).__name__}: {e}") from e
+      raise WeightsError(f"cannot restore checkpoint {step_dir}: {short_message(e)}") from e
     arrays = {name: out[name] for name in targets}
     return Restored(step=step, arrays=arrays, meta=dict(out["meta"]),
                     config=dict(out["config"]) if "config" in present else None)
@@ -159,8 +177,22 @@ class Checkpointer:
     tree = getattr(meta, "tree", meta)
     return jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), tree)
 
+  def set_aside(self, step: int) -> pathlib.Path:
+    """Renames step `step`'s directory to `<step>.corrupt` (`.corrupt-2`, ... when taken), out of
+    the manager's sight, and returns the new path. For a step that cannot be restored."""
+    source = self.directory / str(step)
+    target = self.directory / f"{step}{CORRUPT_SUFFIX}"
+    n = 1
+    while target.exists():
+      n += 1
+      target = self.directory / f"{step}{CORRUPT_SUFFIX}-{n}"
+    source.rename(target)
+    self._manager.reload()
+    return target
+
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    with _quiet_orbax(logging.CRITICAL):  # failures are raised, not only logged
+      self._manager.wait_until_finished()
 
   def close(self) -> None:
     self._manager.close()
@@ -173,15 +205,26 @@ class Checkpointer:
 
 
 @contextlib.contextmanager
-def _quiet_orbax():
-  """Silences orbax's absl warnings inside the block (they describe expected situations)."""
+def _quiet_orbax(level: int = logging.ERROR):
+  """Silences orbax's absl messages below `level` inside the block (they describe expected
+  situations, or failures that are raised as exceptions anyway)."""
   logger = logging.getLogger("absl")
-  level = logger.level
-  logger.setLevel(logging.ERROR)
+  previous = logger.level
+  logger.setLevel(max(level, previous))
   try:
     yield
   finally:
-    logger.setLevel(level)
+    logger.setLevel(previous)
+
+
+def short_message(error: BaseException, limit: int = 200) -> str:
+  """`Type: first line of the message`, cut to `limit` characters (orbax and TensorStore errors
+  carry kilobytes of driver specs after the reason)."""
+  text = str(error).strip().splitlines()
+  first = text[0] if text else ""
+  if len(first) > limit:
+    first = first[:limit] + " ..."
+  return f"{type(error).__name__}: {first}"
 
 
 def _abstract(target: Any) -> Any:
@@ -244,7 +287,7 @@ def load_params(workdir: str | pathlib.Path, item: str = "params", *, target: An
       saved = ckpt.item_shapes(step, item)
     except Exception as e:
       raise WeightsError(f"checkpoint {step_dir}/{item} is unreadable (metadata): "
-                         f"{type(e).__name__}: {e}") from e
+                         f"{short_message(e)}") from e
     if target is not None:
       check_matches(saved, target, f"{step_dir}/{item}")
     else:
@@ -278,6 +321,12 @@ def check_matches(saved: Any, target: Any, where: str) -> None:
 
 def load_config(workdir: str | pathlib.Path, step: int | None = None) -> dict[str, Any]:
   """The config JSON saved with a workdir's latest (or given) checkpoint."""
+  return load_json_items(workdir, step)[1]
+
+
+def load_json_items(workdir: str | pathlib.Path, step: int | None = None
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+  """(meta, config) JSON saved with a workdir's latest (or given) checkpoint."""
   directory = checkpoint_dir(workdir)
   if not directory.is_dir():
     raise MissingFileError(f"no checkpoints in {directory}")
@@ -286,6 +335,7 @@ def load_config(workdir: str | pathlib.Path, step: int | None = None) -> dict[st
     step = ckpt.latest_step() if step is None else step
     if step is None or "config" not in ckpt.saved_items(step):
       raise MissingFileError(f"no saved config in {directory}")
-    return ckpt.restore({}, step=step).config
+    restored = ckpt.restore({}, step=step)
+    return restored.meta, restored.config
   finally:
     ckpt.close()

@@ -18,8 +18,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
-from lead_jax.errors import LeadJaxError
+from lead_jax.errors import LeadJaxError, LeadJaxWarning
 
 # name -> (module under lead_jax.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -62,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
   if command is None:
     parser.print_help()
     return 1
+  plain = warnings.formatwarning
+
+  def one_line(message, category, *rest, **kwargs):
+    if issubclass(category, LeadJaxWarning):
+      return f"lead-jax {command}: warning: {message}\n"
+    return plain(message, category, *rest, **kwargs)
+
+  warnings.formatwarning = one_line
   try:
     return int(args._run(args) or 0)
   except LeadJaxError as e:
@@ -70,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
   except KeyboardInterrupt:
     print(f"lead-jax {command}: interrupted", file=sys.stderr)
     return 130
+  finally:
+    warnings.formatwarning = plain
 
 
 if __name__ == "__main__":

@@ -12,13 +12,23 @@ decodes with.
   mean, std = dataset_stats(den.config)             # Mean/Std [D] of the data it trained on
 
 A stage's kind is its config's last model section in `STAGE_ORDER` (`stage_kind`).
+
+Provenance: each checkpoint's meta records what the stage was trained with
+(`training_provenance`, saved by `lead_jax.train.loop`): the fingerprint of the dataset statistics
+and, for the stages trained on a frozen one (`TRAINED_ON`), that stage's workdir, step, run id and
+weight fingerprint. `check_provenance` compares a record with what is loaded now: another step of
+the same run is a `DependencyWarning`; changed Mean/Std or a different run's weights are a
+`DependencyChangedError` unless the change is accepted (`allow=True`; CLI
+`--allow-dependency-change`, training `--config.dependencies.allow_changed=True`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +41,8 @@ from lead_jax import checkpoints
 from lead_jax.config_loader import require_fields
 from lead_jax.convert import t2m_ckpt
 from lead_jax.data import datasets, layout
-from lead_jax.errors import ConfigError, MissingFileError, WeightsError
+from lead_jax.errors import ConfigError, LeadJaxWarning, MissingFileError, WeightsError
+from lead_jax.fingerprints import tree_fingerprint
 from lead_jax.metrics import embedders, trainable_evaluator
 from lead_jax.models import abstract_params, build_denoiser, build_projector, build_vae
 
@@ -39,6 +50,20 @@ from lead_jax.models import abstract_params, build_denoiser, build_projector, bu
 STAGE_ORDER = ("vae", "denoiser", "projector")
 EVALUATOR = "evaluator"
 KINDS = STAGE_ORDER + (EVALUATOR,)
+# The frozen stages each stage trains on (whose exact weights its own weights assume). A kind not
+# listed (e.g. a distilled student) records every dependency its config names.
+TRAINED_ON = {"vae": (), "denoiser": ("vae",), "projector": ("vae",), EVALUATOR: ()}
+ALLOW_FLAG = ("--allow-dependency-change (Python: allow_changed_dependencies=True; training: "
+              "--config.dependencies.allow_changed=True)")
+
+
+class DependencyChangedError(WeightsError):
+  """A stage is loaded with other dataset statistics or another dependency stage than it was
+  trained with."""
+
+
+class DependencyWarning(LeadJaxWarning):
+  """A stage is loaded with another step of the dependency run it was trained with."""
 
 
 def stage_kind(config: Mapping[str, Any]) -> str:
@@ -81,6 +106,20 @@ class Stage:
   params: Any
   item: str   # 'ema_params' or 'params'
   step: int
+  meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the checkpoint's meta JSON
+
+  @functools.cached_property
+  def fingerprint(self) -> str:
+    """`tree_fingerprint` of `params` (the one recorded at save time when it is of them)."""
+    recorded = self.meta.get("fingerprint")
+    if recorded and self.item == self.meta.get("weights_item", self.item):
+      return str(recorded)
+    return tree_fingerprint(self.params)
+
+  @property
+  def provenance(self) -> Mapping[str, Any] | None:
+    """What the stage was trained with (`training_provenance`); None for stages saved without."""
+    return self.meta.get("provenance")
 
 
 def weights_item(saved_items: set[str]) -> str:
@@ -128,12 +167,14 @@ def load_stage(workdir: str | os.PathLike, kind: str | None = None, *,
   with checkpoints.Checkpointer(workdir, read_only=True) as ckpt:
     at = _resolve_step(ckpt, workdir, step)
     items = ckpt.saved_items(at)
-  config = ml_collections.ConfigDict(checkpoints.load_config(workdir, at))
+  meta, saved_config = checkpoints.load_json_items(workdir, at)
+  config = ml_collections.ConfigDict(saved_config)
   found = stage_kind(config)
   if kind is not None and found != kind:
     raise ConfigError(f"{workdir} holds a {found} stage (config sections {sorted(config)}), not a "
                       f"{kind} stage")
   module = build_module(found, config)
+  meta = dict(meta, weights_item=weights_item(items))
   if item is None:
     item = weights_item(items)
   elif item not in items:
@@ -143,7 +184,7 @@ def load_stage(workdir: str | os.PathLike, kind: str | None = None, *,
   except WeightsError as e:
     raise WeightsError(f"{found} stage ({workdir}): {e}") from None
   return Stage(kind=found, workdir=workdir, config=config, module=module, params=params,
-               item=item, step=at)
+               item=item, step=at, meta=meta)
 
 
 def dependency_workdir(config: Mapping[str, Any], kind: str) -> str:
@@ -210,3 +251,86 @@ def load_evaluator(path: str | os.PathLike, mean: np.ndarray, std: np.ndarray, *
   raise ConfigError(f"evaluator {path}: neither an imported T2M evaluator (`lead-jax import "
                     "t2m-evaluator FINEST_TAR --glove DIR --mean M --std S --out DIR`) nor a "
                     f"trained-evaluator workdir. {t2m_ckpt.EVALUATOR_HINT}")
+
+
+# ---- provenance ------------------------------------------------------------------------------------
+def stats_record(mean: Any, std: Any, source: str) -> dict[str, str]:
+  """{source, fingerprint}: `tree_fingerprint` of Mean and Std as float32 `[D]`."""
+  arrays = {name: np.asarray(a, np.float32) for name, a in (("mean", mean), ("std", std))}
+  return {"source": str(source), "fingerprint": tree_fingerprint(arrays)}
+
+
+def stage_record(stage: Stage) -> dict[str, Any]:
+  """{workdir, step, run_id, fingerprint} of a loaded stage."""
+  return {"workdir": os.path.abspath(stage.workdir), "step": int(stage.step),
+          "run_id": stage.meta.get("run_id"), "fingerprint": stage.fingerprint}
+
+
+def dependency_record(workdir: str | os.PathLike, step: int | str | None = None
+                      ) -> dict[str, Any]:
+  """`stage_record` of the checkpoint `step` ('latest', 'best' or a number) of `workdir`, from
+  its meta (the weights are loaded only for a checkpoint saved without a fingerprint)."""
+  with checkpoints.Checkpointer(workdir, read_only=True) as ckpt:
+    at = _resolve_step(ckpt, str(workdir), step)
+  meta, _ = checkpoints.load_json_items(workdir, at)
+  if meta.get("fingerprint"):
+    return {"workdir": os.path.abspath(workdir), "step": int(meta["step"]),
+            "run_id": meta.get("run_id"), "fingerprint": str(meta["fingerprint"])}
+  return stage_record(load_stage(workdir, step=int(meta["step"])))
+
+
+def current_provenance(config: Mapping[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]:
+  """What a stage config points at now: its dataset statistics and the checkpoints
+  (`dependencies.checkpoint`) of the `kinds` dependency workdirs it names (empty ones skipped)."""
+  mean, std = dataset_stats(config)
+  source = config["data"]["dir"] or f"the embedded {config['data']['builder']} dataset"
+  deps = config["dependencies"]
+  records = {kind: dependency_record(deps[f"{kind}_workdir"], deps["checkpoint"])
+             for kind in kinds if f"{kind}_workdir" in deps and deps[f"{kind}_workdir"]}
+  return {"stats": stats_record(mean, std, source), "dependencies": records}
+
+
+def training_provenance(config: Mapping[str, Any]) -> dict[str, Any]:
+  """The provenance a stage trained from `config` records (`TRAINED_ON` its kind)."""
+  kind = stage_kind(config)
+  if kind == EVALUATOR:
+    return {"stats": None, "dependencies": {}}
+  kinds = TRAINED_ON.get(kind, tuple(k for k in STAGE_ORDER if k != kind))
+  return current_provenance(config, kinds)
+
+
+def check_provenance(what: str, recorded: Mapping[str, Any] | None, current: Mapping[str, Any],
+                     allow: bool = False) -> None:
+  """Compares `recorded` (a stage's `training_provenance`) with `current` (same shape: what is
+  loaded now). Another step of the same dependency run warns (`DependencyWarning`); changed
+  statistics or another run's weights raise `DependencyChangedError` naming `what`, or only warn
+  with `allow`. A stage saved without provenance is not checked."""
+  if not recorded:
+    return
+  problems, notes = [], []
+  old_stats, new_stats = recorded.get("stats"), current.get("stats")
+  if old_stats and new_stats and old_stats["fingerprint"] != new_stats["fingerprint"]:
+    problems.append(f"the dataset statistics (Mean/Std of {new_stats['source']}) differ from "
+                    f"those it was trained with (of {old_stats['source']}), so its motions "
+                    "would be normalised differently")
+  for kind, old in (recorded.get("dependencies") or {}).items():
+    new = (current.get("dependencies") or {}).get(kind)
+    if new is None or old["fingerprint"] == new["fingerprint"]:
+      continue
+    old_run, new_run = old.get("run_id"), new.get("run_id")
+    if (old_run and old_run == new_run) or (not (old_run and new_run) and old["step"] != new["step"]):
+      notes.append(f"{what} was trained with the {kind} at step {old['step']} ({old['workdir']}), "
+                   f"now its step {new['step']} ({new['workdir']}) is loaded")
+    else:
+      problems.append(f"the {kind} loaded ({new['workdir']}, step {new['step']}) is not the one "
+                      f"it was trained with ({old['workdir']}, step {old['step']}; another run "
+                      "or other weights), so its latents mean something else")
+  for note in notes:
+    warnings.warn(note, DependencyWarning, stacklevel=2)
+  if problems and allow:
+    for problem in problems:
+      warnings.warn(f"{what}: {problem} (accepted)", DependencyWarning, stacklevel=2)
+  elif problems:
+    raise DependencyChangedError(f"{what}: " + "; ".join(problems) + ". Retrain it on what is "
+                                 "there now, restore what it was trained with, or accept the "
+                                 f"change with {ALLOW_FLAG}")

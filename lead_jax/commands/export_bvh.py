@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 from lead_jax.errors import InputError
 from lead_jax.io.arrays import load_npy
 
@@ -33,9 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
   from lead_jax.io import export  # Heavy (JAX): imported when the command runs.
 
+  if not args.fps > 0:
+    raise InputError(f"--fps must be positive, found {args.fps:g}")
   data = load_npy(args.input, "input")
   if (args.mean is None) != (args.std is None):
     raise InputError("pass both --mean and --std, or neither")
+  check_finite(data, args.input)
   if data.ndim == 3 and data.shape[1:] == (22, 3):
     if args.mean is not None:
       raise InputError(f"{args.input}: --mean/--std apply to features [T, 263], but the input is "
@@ -45,10 +50,12 @@ def run(args: argparse.Namespace) -> int:
   elif data.ndim == 2 and data.shape[1] == 263:
     if args.mean is not None:
       mean, std = load_npy(args.mean, "--mean"), load_npy(args.std, "--std")
-      for name, stat in (("--mean", mean), ("--std", std)):
+      for name, path, stat in (("--mean", args.mean, mean), ("--std", args.std, std)):
         if stat.shape != (263,):
           raise InputError(f"{name} must have shape (263,), found {stat.shape}")
+        check_finite(stat[None], path)
       data = data * std + mean
+      check_finite(data, f"{args.input} de-normalised with {args.mean} and {args.std}")
     motion = export.features_to_bvh(data, args.out, not args.ric, args.fps, args.rotation_order,
                                     args.unit)
     kind = "features"
@@ -57,3 +64,13 @@ def run(args: argparse.Namespace) -> int:
                      f"found shape {data.shape}")
   print(f"wrote {args.out}: {motion.num_frames} frames at {args.fps:g} fps from {kind} {data.shape}")
   return 0
+
+
+def check_finite(data, source: str) -> None:
+  """`InputError` naming `source` and the first frame when `data [T, ...]` holds NaN or inf."""
+  finite = np.isfinite(data).reshape(data.shape[0], -1).all(axis=1) if data.ndim else \
+      np.isfinite(data)[None]
+  if not finite.all():
+    bad = np.flatnonzero(~finite)
+    raise InputError(f"{source}: NaN or infinite values in {bad.size} of {finite.size} frame(s), "
+                     f"first frame {bad[0]}; nothing written")

@@ -13,6 +13,10 @@ Captions: `--captions FILE` (`<clip id or file stem><TAB><caption>` lines) or `-
 (`bandai`, `deepmimic`, or a format string such as "a person {name}"; fields {stem}, {name}).
 Every failing clip is reported (name and reason) at the end and in import_report.json; the good
 clips are kept. Exit status 0 if any clip was written, 1 if none.
+Importing into an existing dataset folder adds to it: its clips keep their split, and Mean/Std are
+recomputed over every train clip (--keep-stats keeps the existing files; stages trained on the old
+statistics then refuse to load without --allow-dependency-change). An import that writes no clip,
+or fails, leaves the folder as it was.
 DeepMimic looping clips are repeated to at least --min-seconds (default 3 s) and shorter
 non-looping clips hold their last pose (disable with --no-repeat / --no-hold).
 """
@@ -55,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--min-len", type=int, default=40, help="minimum stored length in frames")
     p.add_argument("--mirror", action="store_true", help="also write mirrored M<id> copies")
     p.add_argument("--seed", type=int, default=0, help="salt of the split hash")
+    p.add_argument("--keep-stats", action="store_true",
+                   help="adding to an existing dataset: keep its Mean.npy/Std.npy instead of "
+                        "recomputing them over all train clips")
   import_weights.add_parsers(kinds)
 
 
@@ -107,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
   failures = {src: "no such file (or no file matches the pattern)" for src in missing}
   common = dict(captioner=captioner, min_len=args.min_len, mirror=args.mirror, seed=args.seed,
                 failures=failures, workers=max(1, int(getattr(args, "workers", 1) or 1)),
-                progress=True)
+                progress=True, stats="keep" if args.keep_stats else "recompute")
   if args.kind == "bvh":
     report = importer.import_clips("bvh", files, args.out, options={"joint_map": args.map,
                                                                     "unit": args.unit}, **common)
@@ -116,9 +123,23 @@ def run(args: argparse.Namespace) -> int:
         args.out, files, min_seconds=args.min_seconds, repeat_loops=not args.no_repeat,
         hold_short=not args.no_hold, ground=args.ground, **common)
   kept, skipped = report["kept"], report["skipped"]
-  print(f"wrote {len(kept)} clips to {args.out} "
-        f"(train {len(report['splits']['train'])}, val {len(report['splits']['val'])}, "
-        f"test {len(report['splits']['test'])})")
+  splits = report["splits"]
+  counts = f"train {len(splits['train'])}, val {len(splits['val'])}, test {len(splits['test'])}"
+  if kept:
+    added = len(kept) - len(report["replaced"])
+    print(f"wrote {len(kept)} clips to {args.out} ({added} new, {len(report['replaced'])} "
+          f"replaced; the dataset now has {counts})")
+    if report["previous_clips"]:
+      if report["stats"] == "kept":
+        print("Mean.npy/Std.npy kept as they were (--keep-stats)")
+      elif report["stats_changed"]:
+        print(f"Mean.npy/Std.npy recomputed over {report['mean_std_clips']} "
+              f"{report['mean_std_from']} clips: stages trained on the previous statistics "
+              "now refuse to load without --allow-dependency-change (or use --keep-stats)",
+              file=sys.stderr)
+  else:
+    print(f"no clip written; {args.out} is unchanged"
+          + (f" ({counts})" if report["previous_clips"] else ""), file=sys.stderr)
   problems = {**report["failures"], **skipped}
   if problems:
     print(f"{len(problems)} clip(s) not imported:", file=sys.stderr)

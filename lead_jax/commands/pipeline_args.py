@@ -26,6 +26,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--text-encoder-path", default=None, help="text encoder directory (override)")
   parser.add_argument("--checkpoint", default=None,
                       help="checkpoint of --workdir: latest (default), best or a step number")
+  parser.add_argument("--allow-dependency-change", action="store_true",
+                      help="use the stages even when the VAE or the dataset statistics differ "
+                           "from those they were trained with (warns instead of failing)")
   add_matmul_dtype_argument(parser)
 
 
@@ -35,7 +38,8 @@ def load_pipeline(args: argparse.Namespace) -> Any:
   return Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
                                vae_workdir=args.vae_workdir, data_dir=args.data_dir,
                                text_encoder_path=args.text_encoder_path,
-                               checkpoint=args.checkpoint, matmul_dtype=args.matmul_dtype)
+                               checkpoint=args.checkpoint, matmul_dtype=args.matmul_dtype,
+                               allow_changed_dependencies=args.allow_dependency_change)
 
 
 def inversion_config(path: str | None) -> Any:

@@ -26,7 +26,16 @@ a power of two >= 16 covering the longest requested length (at most `max_frames`
 
 Input rules: prompts are non-empty strings (`InputError` otherwise); lengths are integers in
 [1, max_frames]; prompts longer than the text encoder's context (77 CLIP tokens) are truncated as
-MLD does (first L-2 word pieces + end token) and flagged in `out["truncated"]`.
+MLD does (first L-2 word pieces + end token) and flagged in `out["truncated"]`. `min_frames` is the
+shortest clip the stages trained on (`data.min_len`; shorter lengths work but are untested).
+
+Output rule: `out["finite"] [N]` says which motions are finite (features and joints); extreme
+settings (a guidance scale of 1e38) give NaN motions, which `lead_jax.io.generated` does not write.
+
+Provenance: `from_workdir` compares what each stage recorded at training time (dataset statistics,
+the VAE's step and fingerprint; `lead_jax.workdir.check_provenance`) with what it loads: another
+step of the same VAE run warns, other Mean/Std or another VAE raise `DependencyChangedError` unless
+`allow_changed_dependencies=True`.
 
 Precision: `matmul_dtype='float32'` (default) keeps MLD's numerics; `'bfloat16'` runs the VAE,
 denoiser and projector matmuls in bfloat16 with float32 accumulation (`lead_jax.models.precision`).
@@ -106,6 +115,7 @@ class Pipeline:
     self.max_frames = int(max_frames or min(DEFAULT_MAX_FRAMES, vae.max_len))
     if not 1 <= self.max_frames <= vae.max_len:
       raise ConfigError(f"max_frames={self.max_frames} must be in [1, vae.max_len={vae.max_len}]")
+    self.min_frames = 1  # the shortest training clip, when known (`from_workdir`: data.min_len)
     self.schedule = dict(schedule or MLD_SCHEDULE)
     self.source = source
     self.matmul_dtype = precision.check_matmul_dtype(matmul_dtype)
@@ -121,7 +131,8 @@ class Pipeline:
                    text_encoder_path: str | None = None, data_dir: str | None = None,
                    mean: Any = None, std: Any = None, params_item: str | None = None,
                    checkpoint: int | str | None = None, max_frames: int | None = None,
-                   matmul_dtype: str = "float32") -> "Pipeline":
+                   matmul_dtype: str = "float32",
+                   allow_changed_dependencies: bool = False) -> "Pipeline":
     """Loads the projector's workdir (LEAD) or the denoiser's (MLD mode) and the stages it names.
 
     Each stage's latest checkpoint gives its config and weights (`lead_jax.workdir.load_stage`:
@@ -132,7 +143,8 @@ class Pipeline:
     `data_dir`, or arrays/paths `mean`, `std`). Raises `MissingFileError` / `WeightsError` /
     `ConfigError` naming the workdir. `checkpoint` ('latest', 'best' or a step) picks the
     checkpoint of `workdir`; the stages it names are loaded at its config's
-    `dependencies.checkpoint`.
+    `dependencies.checkpoint`. Raises `DependencyChangedError` when a stage was trained with
+    other statistics or another VAE than those loaded (unless `allow_changed_dependencies`).
     """
     workdir = str(workdir)
     top = stage_io.load_stage(workdir, item=params_item, step=checkpoint)
@@ -160,13 +172,28 @@ class Pipeline:
       path = text_encoder_path or den.config.dependencies.text_encoder_path or None
       text_encoder = load_text_encoder(den.config.text_encoder.kind, path)
     if mean is None or std is None:
+      stats_source = (data_dir or den.config.data.dir
+                      or f"the embedded {den.config.data.builder} dataset")
       mean, std = stage_io.dataset_stats(den.config, data_dir, stages["vae"].module.nfeats)
-    return cls(vae=stages["vae"].module, denoiser=den.module,
+    else:
+      stats_source = "the Mean/Std given"
+    pipe = cls(vae=stages["vae"].module, denoiser=den.module,
                projector=stages["projector"].module if "projector" in stages else None,
                params={name: stage.params for name, stage in stages.items()},
                text_encoder=text_encoder, mean=mean, std=std,
                max_frames=max_frames or den.config.data.max_len,
                schedule=den.config.scheduler, source=workdir, matmul_dtype=matmul_dtype)
+    pipe.min_frames = int(den.config.data.min_len)
+    if any(stage.provenance for stage in stages.values()):
+      stats = stage_io.stats_record(pipe.mean, pipe.std, stats_source)
+      for stage in stages.values():  # each against the other stages loaded with it
+        wanted = (stage.provenance or {}).get("dependencies") or {}
+        others = {name: stage_io.stage_record(other) for name, other in stages.items()
+                  if other is not stage and name in wanted}
+        stage_io.check_provenance(f"the {stage.kind} stage {stage.workdir}", stage.provenance,
+                                  {"stats": stats, "dependencies": others},
+                                  allow_changed_dependencies)
+    return pipe
 
   @classmethod
   def from_mld_checkpoint(cls, ckpt: str | os.PathLike, clip_dir: str | os.PathLike | None,
@@ -309,9 +336,11 @@ class Pipeline:
         frames=prompts.frame_bucket(int(lengths.max()), self.max_frames))
     t_max = int(lengths.max())
     out_lengths = frame_counts[:count].astype(np.int64)
+    features, joints = np.asarray(features[:count, :t_max]), np.asarray(joints[:count, :t_max])
     return {
-        "features": np.asarray(features[:count, :t_max]),
-        "joints": np.asarray(joints[:count, :t_max]),
+        "features": features,
+        "joints": joints,
+        "finite": np.isfinite(features).all(axis=(1, 2)) & np.isfinite(joints).all(axis=(1, 2, 3)),
         "mask": np.arange(t_max)[None] < out_lengths[:, None],
         "lengths": out_lengths,
         "texts": [texts[p] for p in prompt_pos],

@@ -229,8 +229,22 @@ def _header_value(line: str, key: str, number: int, source: str) -> str:
   return match.group(1)
 
 
+def _printable(message: str, limit: int = 400) -> str:
+  """`message` with unprintable characters (control bytes, undecodable ones) escaped and cut to
+  `limit` characters, so a garbage file's bytes never reach the terminal raw."""
+  out = "".join(c if c.isprintable() and c != "\ufffd" else ascii(c)[1:-1] for c in message)
+  return out if len(out) <= limit else out[:limit] + " ..."
+
+
 def parse_bvh(text: str, source: str = "<string>") -> BvhMotion:
   """Parses BVH text (see `read_bvh`); `source` names the file in error messages."""
+  try:
+    return _parse_bvh(text, source)
+  except InputError as e:
+    raise InputError(_printable(str(e))) from None
+
+
+def _parse_bvh(text: str, source: str) -> BvhMotion:
   lines = text.splitlines()  # Handles \n, \r\n and \r.
   motion_line = next((i for i, line in enumerate(lines) if line.strip().upper() == "MOTION"), None)
   if not text.strip():
@@ -302,9 +316,14 @@ def read_bvh(path: str | os.PathLike) -> BvhMotion:
   path = os.fspath(path)
   if not os.path.isfile(path):
     raise MissingFileError(f"BVH file not found: {path}")
-  with open(path, "r", encoding="utf-8", errors="replace", newline="") as f:
-    text = f.read()
-  return parse_bvh(text, source=path)
+  with open(path, "rb") as f:
+    data = f.read()
+  head = data[:4096]
+  control = sum(b < 9 or 13 < b < 32 for b in head)
+  if b"\0" in head or control > max(8, 0.01 * len(head)):
+    raise InputError(f"{path}: not a BVH text file (binary data; a BVH file is text starting "
+                     "with HIERARCHY)")
+  return parse_bvh(data.decode("utf-8", errors="replace"), source=path)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -195,7 +195,9 @@ def features_to_joints(features: np.ndarray, use_rotations: bool = True) -> np.n
   if features.ndim != 2 or features.shape[1] != 263 or features.shape[0] < 1:
     raise InputError(f"features must be [T, 263] (HumanML3D, de-normalised), found shape {features.shape}")
   if not np.isfinite(features).all():
-    raise InputError("features contain NaN or infinite values")
+    bad = np.flatnonzero(~np.isfinite(features).all(axis=1))
+    raise InputError(f"features contain NaN or infinite values in {bad.size} of "
+                     f"{features.shape[0]} frame(s), first frame {bad[0]}")
   ric = np.asarray(motion_features.recover_from_ric(features, 22), np.float64)
   if not use_rotations:
     return ric

@@ -5,7 +5,12 @@
   report = import_deepmimic_dataset("data/deepmimic")  # the 15 clips of the pybullet wheel
 
 Every failing clip (unreadable file, no caption, ...) is recorded with its reason in the report's
-`failures` (and `import_report.json`); the good clips are written (`dataset_writer.write_dataset`).
+`failures` (and `import_report.json`); the good clips are written (`dataset_writer.write_dataset`:
+added to the dataset already in the folder, which a failed import leaves as it was).
+
+Clip ids are file stems. Files sharing a stem: the first readable one (in path order) is the clip
+and every other one is a failure keyed by its path, so one id is never both kept and failed and
+a bad file never hides a good one of the same name.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import pathlib
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -52,26 +57,26 @@ def import_clip(kind: str, path: str, options: Mapping) -> tuple[str, np.ndarray
 def import_clips(kind: str, files: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                  captioner: Captioner, *, options: Mapping, min_len: int = 40,
                  mirror: bool = False, seed: int = 0, failures: Mapping[str, str] | None = None,
-                 workers: int = 1, progress: bool = False) -> dict:
+                 workers: int = 1, progress: bool = False, stats: str = "recompute") -> dict:
   """Imports `files` of `kind` ('bvh' | 'deepmimic') into `out_dir`; returns the report.
 
   `captioner(stem) -> [caption, ...]` names each clip's captions; `failures` ({source: reason},
-  e.g. unmatched sources) are carried into the report. `min_len`, `mirror`, `seed`: see
+  e.g. unmatched sources) are carried into the report. `min_len`, `mirror`, `seed`, `stats`: see
   `write_dataset`. `workers > 1` reads the files in a process pool.
   """
   if kind not in KINDS:
     raise ConfigError(f"import kind must be one of {KINDS}, found {kind!r}")
-  clips, captions = {}, {}
   failures = dict(failures or {})
   jobs = [(kind, str(f), dict(options)) for f in files]
   pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
   results = pool.map(import_clip, *zip(*jobs)) if pool and jobs else \
       (import_clip(*job) for job in jobs)
+  by_stem: dict[str, list[tuple[str, Any, str | None]]] = {}  # stem -> [(path, clip, error)]
   try:
-    for stem, joints, error in tqdm(results, total=len(jobs), desc=f"import {kind}", unit="clip",
-                                    disable=not progress):
-      if stem in clips or stem in failures:
-        error = error or f"duplicate clip id {stem!r} (file stems must be unique)"
+    for (_, path, _), (stem, joints, error) in tqdm(zip(jobs, results), total=len(jobs),
+                                                    desc=f"import {kind}", unit="clip",
+                                                    disable=not progress):
+      texts = None
       if error is None:
         try:
           texts = captioner(stem)
@@ -80,15 +85,28 @@ def import_clips(kind: str, files: Sequence[str | os.PathLike], out_dir: str | o
         else:
           if not texts:
             error = "no caption for this clip (not in the captions file?)"
-      if error is not None:
-        failures[stem] = error
-        continue
-      clips[stem], captions[stem] = joints, texts
+      clip = (joints, texts) if error is None else None
+      by_stem.setdefault(stem, []).append((path, clip, error))
   finally:
     if pool is not None:
       pool.shutdown()
+  clips, captions = {}, {}
+  for stem, entries in by_stem.items():
+    entries.sort(key=lambda e: e[0])
+    good = [e for e in entries if e[2] is None]
+    chosen = good[0][0] if good else None
+    if chosen is not None:
+      clips[stem], captions[stem] = good[0][1]
+    for path, _, error in entries:
+      if path == chosen:
+        continue
+      if error is None:
+        error = (f"duplicate clip id {stem!r}: {chosen} is imported under that id (file stems "
+                 "must be unique; rename one)")
+      # A stem names a failure only when no other file shares it.
+      failures[stem if len(entries) == 1 and stem not in failures else path] = error
   return write_dataset(clips, captions, out_dir, min_len=min_len, mirror=mirror, seed=seed,
-                       failures=failures, progress=progress)
+                       failures=failures, progress=progress, stats=stats)
 
 
 def import_deepmimic_dataset(out_dir: str | os.PathLike,
@@ -98,7 +116,7 @@ def import_deepmimic_dataset(out_dir: str | os.PathLike,
                              hold_short: bool = True, ground: str = "feet", min_len: int = 40,
                              mirror: bool = False, seed: int = 0,
                              failures: Mapping[str, str] | None = None, workers: int = 1,
-                             progress: bool = False) -> dict:
+                             progress: bool = False, stats: str = "recompute") -> dict:
   """DeepMimic `humanoid3d_*.txt` clips (default: the pybullet wheel's 15) -> dataset; the report.
 
   Captions default to the built-in `deepmimic` template; the clip options are
@@ -109,4 +127,4 @@ def import_deepmimic_dataset(out_dir: str | os.PathLike,
              "ground": ground}
   return import_clips("deepmimic", files, out_dir, captioner or get_captioner("deepmimic"),
                       options=options, min_len=min_len, mirror=mirror, seed=seed,
-                      failures=failures, workers=workers, progress=progress)
+                      failures=failures, workers=workers, progress=progress, stats=stats)

@@ -245,7 +245,9 @@ def _check_extract_args(joints, skeleton, feet_threshold, target_offsets):
   if joints.shape[-3] < 2:
     raise InputError(f"extract_features: need at least 2 frames, found {joints.shape[-3]}")
   if isinstance(joints, np.ndarray) and not np.isfinite(joints).all():
-    raise InputError("extract_features: joints contain NaN or inf")
+    bad = np.flatnonzero(~np.isfinite(joints.reshape(-1, *joints.shape[-2:])).all(axis=(1, 2)))
+    raise InputError(f"extract_features: joints contain NaN or inf in {bad.size} frame(s), first "
+                     f"frame {bad[0] % joints.shape[-3]}")
   thres = skel.foot_contact_threshold if feet_threshold is None else float(feet_threshold)
   tgt = _target_offsets(skel, target_offsets, "extract_features")
   return skel, thres, tgt

@@ -6,22 +6,30 @@ streams, run the loop.
   train_stream, eval_stream = stage_streams(config, text_encoder)
   state = run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)
 
-Config fields: dependencies.{vae_workdir, denoiser_workdir, text_encoder_path},
+Provenance (`lead_jax.workdir`): `run_stage` records what the stage trains with (dataset
+statistics, the frozen stages' step and fingerprint) in every checkpoint and, when it resumes,
+checks the workdir's record against what the config points at now; `load_dependency` checks a
+frozen stage's own record the same way (a VAE trained on other statistics, a teacher denoiser
+trained on another VAE). A difference that matters is a `DependencyChangedError` unless
+`dependencies.allow_changed`.
+
+Config fields: dependencies.{vae_workdir, denoiser_workdir, text_encoder_path, allow_changed},
 data.{dir, text_cache_dir} (made absolute), text_encoder.{kind, dim}, train.eval_every.
 """
 
 from __future__ import annotations
 
 import os
+import pathlib
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 from jax.sharding import Mesh
 
-from lead_jax import text
+from lead_jax import checkpoints, text
 from lead_jax import workdir as stage_io
 from lead_jax.config_loader import require_fields
-from lead_jax.errors import ConfigError
+from lead_jax.errors import ConfigError, LeadJaxError
 from lead_jax.train import inputs
 from lead_jax.train import mesh as mesh_lib
 from lead_jax.train.loop import run_training
@@ -90,12 +98,39 @@ def start_stage(config) -> Mesh:
 def run_stage(config, workdir: str, program: TrainProgram, train_stream: Any, frozen: Any,
               eval_fn: Callable[[TrainState], Mapping[str, float]] | None, mesh: Mesh
               ) -> TrainState:
-  """`run_training` of a stage's `program` on `train_stream`, closed however training ends."""
+  """`run_training` of a stage's `program` on `train_stream`, closed however training ends; every
+  checkpoint records the stage's provenance, and a resumed run is checked against its record."""
   try:
+    provenance = stage_io.training_provenance(config)
+    check_resume_provenance(config, workdir, provenance)
     return run_training(config, workdir, program.init, program.step, train_stream, frozen,
-                        eval_fn, mesh=mesh)
+                        eval_fn, mesh=mesh, provenance=provenance)
   finally:
     train_stream.close()
+
+
+def allow_changed(config) -> bool:
+  """`config.dependencies.allow_changed`: accept changed dependencies with a warning."""
+  require_fields(config, {"dependencies": ("allow_changed",)}, "lead_jax.train.stage")
+  return bool(config.dependencies.allow_changed)
+
+
+def check_resume_provenance(config, workdir: str, provenance: Mapping[str, Any]) -> None:
+  """When `workdir` holds a checkpoint to resume from, compares its recorded provenance with
+  `provenance` (`lead_jax.workdir.check_provenance`)."""
+  allow = allow_changed(config)
+  if not (config.train.resume and checkpoints.checkpoint_dir(workdir).is_dir()):
+    return
+  with checkpoints.Checkpointer(workdir, read_only=True) as ckpt:
+    step = ckpt.latest_step()
+  if step is None:
+    return
+  try:
+    meta, _ = checkpoints.load_json_items(workdir, step)
+  except LeadJaxError:
+    return  # an unreadable latest step: the loop falls back to an older one and says so
+  stage_io.check_provenance(f"resuming {pathlib.Path(workdir)} (step {step})",
+                            meta.get("provenance"), provenance, allow)
 
 
 def dataset_stats(config) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +141,17 @@ def dataset_stats(config) -> tuple[np.ndarray, np.ndarray]:
 def load_dependency(config, kind: str) -> Any:
   """Weights of the frozen `kind` stage named by `dependencies.<kind>_workdir` (the weight rule of
   `lead_jax.workdir`: its EMA when it kept one), checked against the module `config.<kind>`
-  builds (`lead_jax.workdir.load_dependency`)."""
-  return stage_io.load_dependency(config, kind).params
+  builds (`lead_jax.workdir.load_dependency`) and its recorded provenance against the dataset
+  statistics and dependency workdirs of `config` (`DependencyChangedError` unless
+  `dependencies.allow_changed`)."""
+  allow = allow_changed(config)
+  dependency = stage_io.load_dependency(config, kind)
+  recorded = dependency.provenance
+  if recorded:
+    kinds = tuple((recorded.get("dependencies") or {}))
+    stage_io.check_provenance(f"the {kind} stage {dependency.workdir}", recorded,
+                              stage_io.current_provenance(config, kinds), allow)
+  return dependency.params
 
 
 def eval_batches(stream: Any, limit: int) -> Iterable[dict]:

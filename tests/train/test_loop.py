@@ -173,7 +173,10 @@ def test_sigterm_saves_then_stops(tmp_path):
     if pos == 4:
       os.kill(os.getpid(), signal.SIGTERM)
 
-  state = loop.run_training(config, str(tmp_path), prog.init, prog.step, Stream(term), FROZEN)
+  with pytest.raises(loop.TrainingPreempted, match="SIGTERM: saved checkpoint at step 5 of 50"
+                     ) as stopped:
+    loop.run_training(config, str(tmp_path), prog.init, prog.step, Stream(term), FROZEN)
+  state = stopped.value.state
   assert int(state.step) == 5  # step 5 was running when the signal came; then saved and stopped
   restored = checkpoints.restore_latest(tmp_path, {"params": state.params})
   assert restored.step == 5 and restored.meta["data"] == {"pos": 5}
