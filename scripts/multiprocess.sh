@@ -22,7 +22,8 @@ if [[ $# -lt 2 || ! "$1" =~ ^[1-9][0-9]*$ ]]; then
 fi
 nproc=$1
 shift
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') || exit 1
+free_port='import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+port=$(python3 -c "$free_port") || exit 1
 export JAX_COORDINATOR_ADDRESS="127.0.0.1:${port}" LEAD_JAX_NUM_PROCESSES="${nproc}"
 
 pids=()

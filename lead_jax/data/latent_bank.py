@@ -123,7 +123,8 @@ def latent_eval_batches(bank: LatentBank, valid: np.ndarray, table: ClipTable,
     sl = slice(b * batch_size, (b + 1) * batch_size)
     v, rows = valid[sl], np.where(valid[sl], row_of[sl], 0)
     p = plan.take(sl)
-    yield {"latent_mu": _valid_rows(bank.mu, rows, v), "latent_logvar": _valid_rows(bank.logvar, rows, v),
+    yield {"latent_mu": _valid_rows(bank.mu, rows, v),
+           "latent_logvar": _valid_rows(bank.logvar, rows, v),
            "length": p.length.astype(np.int32),
            **eval_fields(table, p, v, text_emb, null_text_emb)}
 

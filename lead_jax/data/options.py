@@ -78,7 +78,8 @@ def data_options(config: Any) -> DataOptions:
   opts = DataOptions(
       dir=field("dir"), builder=kind.name, backend=backend, tfds_dir=field("tfds_dir"),
       split=field("split"), eval_split=field("eval_split"), batch_size=int(field("batch_size")),
-      shards=int(field("shards")), prefetch=int(field("prefetch")), seed=int(seed), eval_seed=int(field("eval_seed")),
+      shards=int(field("shards")), prefetch=int(field("prefetch")), seed=int(seed),
+      eval_seed=int(field("eval_seed")),
       text_cache_dir=field("text_cache_dir"),
       sampling=SamplingConfig(
           min_len=int(field("min_len")), max_len=int(field("max_len")),

@@ -72,7 +72,8 @@ def _check_latent(latent: str) -> None:
 def encode_latents(vae: nn.Module, vae_params, batch: Mapping[str, jax.Array], key: jax.Array,
                    latent: str, vae_dropout: bool = False) -> jax.Array:
   """Frozen VAE latents `[B, 1, d]` of `batch['motion'] [B, T, D]` (`batch['mask'] [B, T]`): the
-  posterior sample (`latent='sample'`, MLD) or its mean ('mean'); dropout only with `vae_dropout`."""
+  posterior sample (`latent='sample'`, MLD) or its mean ('mean'); dropout only with
+  `vae_dropout`."""
   _check_latent(latent)
   sample_key, dropout_key = jax.random.split(key)
   z, mu, _ = vae.apply({"params": vae_params}, batch["motion"], batch["mask"],
