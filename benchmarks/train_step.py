@@ -1,4 +1,4 @@
-"""Training-step throughput of the three stages against a PyTorch re-statement of the same step.
+"""Training-step throughput of the three stages against a PyTorch re-statement of MLD's step.
 
 JAX side: the exact jitted step the trainers run, `lead_jax.train.step.make_train_program` with
 the stage's own loss (`lead_jax.train.{vae,denoiser,projector}.make_loss_fn`) at the paper's model
@@ -7,25 +7,33 @@ MLD VAE 18.0M params, MLD denoiser 8.2M with CLIP-width text 768, LEAD projector
 state donated, AdamW (lr 1e-4, wd 0.01), metrics (loss terms, grad and param norms) returned.
   vae        VAE forward (sampled z, dropout on) + SmoothL1 features + SmoothL1 joints
              (recover_from_ric) + 1e-4 KL, backward, AdamW.       batch: motion [B, 196, 263]
-  denoiser   frozen VAE encode (sampled z) + CFG caption drop 0.1 + DDPM noising + denoiser
-             forward/backward (eps MSE), AdamW.                   batch: + text_emb [B, 768]
-  projector  frozen VAE encode (sampled z) + projector E/D forward/backward, LEAD Eq. 7
-             (rec 4.7036, align 2.1591, kl 0.0596), AdamW.
+             Variants: the dropout masks' generator (`train.dropout_rng`, `--vae-dropout-rngs`).
+  denoiser   latents + CFG caption drop 0.1 + DDPM noising + denoiser forward/backward (eps MSE),
+             AdamW. Variants: 'latent cache' (z sampled from cached posteriors, batch
+             latent_mu/latent_logvar [B, 1, 256] + text_emb [B, 768]; `lead_jax.train.latents`)
+             and 're-encode' (frozen VAE encode of motion [B, 196, 263] in the step, MLD).
+  projector  latents + projector E/D forward/backward, LEAD Eq. 7 (rec 4.7036, align 2.1591,
+             kl 0.0596), AdamW. Variants: 'latent cache' and 're-encode', as the denoiser.
 Baseline (PyTorch, eager, same CPU, same batch, `--torch-threads` intra-op threads): the same step
-re-stated with `benchmarks/torch_reference.py` (MLD's VAE and denoiser, sequence-first, as MLD) and,
-below, a compact torch projector (same architecture as lead_jax/models/projector.py) and the three
-losses; `torch.optim.AdamW` (`--torch-adamw`, default fused), grad and param norms computed too.
+as MLD runs it (re-encoding every step) re-stated with `benchmarks/torch_reference.py` (MLD's VAE
+and denoiser, sequence-first, as MLD) and, below, a compact torch projector (same architecture as
+lead_jax/models/projector.py) and the three losses; `torch.optim.AdamW` (`--torch-adamw`, default
+fused), grad and param norms computed too.
 
 Timing: compile = `step.lower(...).compile()` (trace + XLA compile; the jitted step then reuses
-that executable, checked: a recompile is reported). Steady state: JAX and torch steps are
-interleaved (one of each per round, so both see the same machine load on a shared CPU), `--warmup`
+that executable, checked: a recompile is reported). Steady state: each round runs one step of
+every variant and of torch in turn (all see the same machine load on a shared CPU), `--warmup`
 rounds dropped, then the median of `--steps` rounds; JAX steps end with `block_until_ready`.
-samples/s = batch / median step seconds; ratio = jax / torch (target >= 1.5).
+samples/s = batch / median step seconds; 'vs torch' = torch step time / this step time (targets:
+denoiser and projector with the cache >= 10, VAE >= 1). Memory: 'XLA MB' is the step's buffer
+plan (arguments + outputs + temporaries - donated), 'peak MB' the resident memory one step adds at
+its peak (VmHWM after a reset, minus VmRSS before; the same measure for torch).
 
-  JAX_PLATFORMS=cpu python benchmarks/train_step.py                 # defaults: ~6 min, 2 busy cores
+  JAX_PLATFORMS=cpu python benchmarks/train_step.py                 # defaults: ~8 min, 2 busy cores
   JAX_PLATFORMS=cpu python benchmarks/train_step.py --vae-batch 8 32 --denoiser-batch 64 256 \
       --projector-batch 64 256        # bigger batches: each new shape recompiles, 4x longer steps
-  JAX_PLATFORMS=cpu python benchmarks/train_step.py --stages denoiser --denoiser-batch 256
+  JAX_PLATFORMS=cpu python benchmarks/train_step.py --stages vae --vae-dropout-rngs threefry rbg \
+      unsafe_rbg --steps 7
 """
 
 from __future__ import annotations
@@ -59,12 +67,13 @@ from lead_jax.train import mesh as mesh_lib  # noqa: E402
 from lead_jax.train import denoiser as denoiser_stage  # noqa: E402
 from lead_jax.train import projector as projector_stage  # noqa: E402
 from lead_jax.train import vae as vae_stage  # noqa: E402
-from lead_jax.train.step import make_train_program  # noqa: E402
+from lead_jax.train.step import DROPOUT_RNGS, make_train_program  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = {"vae": "configs/vae_humanml3d.py", "denoiser": "configs/denoiser_humanml3d.py",
            "projector": "configs/projector_humanml3d.py"}
 STAGES = tuple(CONFIGS)
+DEFAULT_DROPOUT_RNG = load_config(str(REPO / CONFIGS["vae"]), []).train.dropout_rng
 
 
 # ---- PyTorch re-statement: projector and losses --------------------------------------------------
@@ -159,15 +168,61 @@ def scaled_linear_alphas_cumprod(n: int, beta_start: float, beta_end: float) -> 
 
 
 # ---- cases ---------------------------------------------------------------------------------------
+class JaxRunner:
+  """One JAX training step (state donated) of a case, its compile time and XLA's memory plan."""
+  is_torch = False
+
+  def __init__(self, label: str, step, state, batch, frozen):
+    self.label, self._step, self.state, self.batch, self.frozen = label, step, state, batch, frozen
+    self.compile_s = self.xla_mb = float("nan")
+    self._cache_size = getattr(step, "_cache_size", lambda: 0)  # jit's dispatch cache entries
+    self._cached = None
+
+  def compile(self, key) -> None:
+    """`lower().compile()` (trace + XLA compile); the jitted step then reuses the executable."""
+    start = time.perf_counter()
+    compiled = self._step.lower(self.state, self.batch, self.frozen, key).compile()
+    self.compile_s = time.perf_counter() - start
+    mem = compiled.memory_analysis()
+    if mem is not None:  # arguments + outputs + temporaries - donated (aliased) buffers
+      self.xla_mb = (mem.argument_size_in_bytes + mem.output_size_in_bytes
+                     + mem.temp_size_in_bytes - mem.alias_size_in_bytes) / 2**20
+
+  def step(self, key) -> float:
+    self.state, metrics = self._step(self.state, self.batch, self.frozen, key)
+    jax.block_until_ready((self.state, metrics))
+    if self._cached is None:  # the first call adds the lowered executable to the jit cache
+      self._cached = self._cache_size()
+    return float(metrics["loss"])
+
+  @property
+  def recompiled(self) -> bool:
+    return self._cached is not None and self._cache_size() != self._cached
+
+
+class TorchRunner:
+  """The PyTorch re-statement of the same step (eager)."""
+  is_torch = True
+  compile_s = xla_mb = float("nan")
+  recompiled = False
+
+  def __init__(self, label: str, step: Callable[[], Any]):
+    self.label, self._step = label, step
+
+  def compile(self, key) -> None:
+    del key
+
+  def step(self, key) -> float:
+    del key
+    return float(self._step()[0])
+
+
 @dataclasses.dataclass
 class Case:
-  """One (stage, batch): the JAX step with its arguments, and a torch step closure."""
+  """One (stage, batch): its JAX variants and the torch baseline, timed interleaved."""
   stage: str
   batch: int
-  jax_step: Callable[..., Any]
-  jax_state: Any
-  jax_inputs: tuple        # (batch, frozen)
-  torch_step: Callable[[], torch.Tensor]
+  runners: list
 
 
 def _synthetic_batch(rng: np.random.Generator, batch: int, frames: int, nfeats: int,
@@ -183,6 +238,15 @@ def _synthetic_batch(rng: np.random.Generator, batch: int, frames: int, nfeats: 
     text = rng.standard_normal((batch, text_dim)).astype(np.float32)
     out["text_emb"] = text / np.linalg.norm(text, axis=-1, keepdims=True)
   return out
+
+
+def _cached_batch(rng: np.random.Generator, batch: int, latent_dim: int,
+                  text_emb: np.ndarray) -> dict[str, np.ndarray]:
+  """A latent-cache batch: posteriors `latent_mu`, `latent_logvar [B, 1, d]` (as the frozen VAE
+  gives: mu ~ N(0, 1), logvar ~ -2 +- 0.5) and the same `text_emb`."""
+  return {"latent_mu": rng.standard_normal((batch, 1, latent_dim)).astype(np.float32),
+          "latent_logvar": (-2.0 + 0.5 * rng.standard_normal((batch, 1, latent_dim))
+                            ).astype(np.float32), "text_emb": text_emb}
 
 
 def _torch_optimizer(params, config, kind: str) -> torch.optim.Optimizer:
@@ -215,12 +279,17 @@ def build_case(stage: str, batch_size: int, args: argparse.Namespace) -> Case:
                 heads=config.vae.num_heads, dropout=config.vae.dropout)
   torch_vae = torch_mld.MldVae(nfeats, **vae_kw)
   motion_t, lengths_t = torch.from_numpy(data["motion"]), torch.from_numpy(data["length"]).long()
+  frames_batch = mesh_lib.to_global_batch({k: v for k, v in data.items() if k != "length"}, mesh)
+  # (variant label, config overrides, global batch, frozen) of each JAX runner
+  variants: list[tuple[str, dict[str, Any], Any, Any]] = []
 
   if stage == "vae":
-    model, frozen = vae, {"mean": jnp.asarray(rng.standard_normal(nfeats) * 0.1, jnp.float32),
-                          "std": jnp.asarray(0.5 + rng.random(nfeats), jnp.float32)}
-    loss_fn = vae_stage.make_loss_fn(vae, config)
-    init = lambda key: init_params("vae", vae, key)
+    model = vae
+    frozen = {"mean": jnp.asarray(rng.standard_normal(nfeats) * 0.1, jnp.float32),
+              "std": jnp.asarray(0.5 + rng.random(nfeats), jnp.float32)}
+    make_loss = lambda cfg: vae_stage.make_loss_fn(vae, cfg)
+    for impl in args.vae_dropout_rngs:
+      variants.append((f"dropout {impl}", {"dropout_rng": impl}, frames_batch, frozen))
     mean_t, std_t = (torch.from_numpy(np.array(frozen[k])) for k in ("mean", "std"))
     loss_cfg = config.loss
     torch_model = torch_vae.train()
@@ -234,16 +303,20 @@ def build_case(stage: str, batch_size: int, args: argparse.Namespace) -> Case:
       kl = torch.mean(0.5 * (mu * mu + logvar.exp() - 1.0) - 0.5 * logvar)
       return loss_cfg.lambda_rec * rec + loss_cfg.lambda_joint * joint + loss_cfg.lambda_kl * kl
   else:
-    frozen = {"vae": init_params("vae", vae, jax.random.key(1))}
+    vae_params = init_params("vae", vae, jax.random.key(1))
     torch_vae.eval().requires_grad_(False)
     text_t = torch.from_numpy(data["text_emb"])
+    cached = mesh_lib.to_global_batch(
+        _cached_batch(rng, batch_size, int(config.vae.latent_dim), data["text_emb"]), mesh)
     if stage == "denoiser":
       model = build_denoiser(config.denoiser)
       sched_cfg = config.scheduler
       scheduler = denoiser_stage.make_scheduler(config)
-      loss_fn = denoiser_stage.make_loss_fn(model, vae, scheduler, config)
+      make_loss = lambda cfg: denoiser_stage.make_loss_fn(model, vae, scheduler, cfg)
       null_text = np.zeros(text_dim, np.float32)
-      frozen["null_text_emb"] = jnp.asarray(null_text)
+      variants.append(("latent cache", {}, cached, {"null_text_emb": jnp.asarray(null_text)}))
+      variants.append(("re-encode", {}, frames_batch,
+                       {"null_text_emb": jnp.asarray(null_text), "vae": vae_params}))
       null_t = torch.from_numpy(null_text)
       den = config.denoiser
       torch_model = torch_mld.MldDenoiser(text_dim, d=den.latent_dim, ff=den.ff_size,
@@ -266,7 +339,9 @@ def build_case(stage: str, batch_size: int, args: argparse.Namespace) -> Case:
         return F.mse_loss(eps, noise)
     else:
       model = build_projector(config.projector)
-      loss_fn = projector_stage.make_loss_fn(model, vae, config)
+      make_loss = lambda cfg: projector_stage.make_loss_fn(model, vae, cfg)
+      variants.append(("latent cache", {}, cached, {}))
+      variants.append(("re-encode", {}, frames_batch, {"vae": vae_params}))
       p = config.projector
       if p.arch != "transformer" or p.pool != "token":
         raise SystemExit("the torch projector re-states arch='transformer', pool='token' only")
@@ -280,65 +355,88 @@ def build_case(stage: str, batch_size: int, args: argparse.Namespace) -> Case:
           z = torch_vae.encode(motion_t, lengths_t, sample=True)[0].permute(1, 0, 2)
         z_proj, z_hat = torch_model(z)
         return torch_projector_loss(z, z_proj, z_hat, text_t, weights, kl_eps)
-    init = lambda key, m=model: init_params(stage, m, key)
 
-  program = make_train_program(config, mesh, init, loss_fn)
-  state = program.init(jax.random.key(0))
-  jax_batch = mesh_lib.to_global_batch({k: v for k, v in data.items() if k != "length"}, mesh)
+  init = lambda key: init_params(stage, model, key)
+  runners = []
+  for label, train_overrides, batch, frozen in variants:
+    cfg = load_config(str(REPO / CONFIGS[stage]),
+                      [f"--config.train.{k}={v}" for k, v in train_overrides.items()])
+    program = make_train_program(cfg, mesh, init, make_loss(cfg))
+    state = program.init(jax.random.key(0))
+    frozen = jax.device_put(frozen, mesh_lib.replicated(mesh))
+    runners.append(JaxRunner(label, program.step, state, batch, frozen))
   optimizer = _torch_optimizer(torch_model.parameters(), config, args.torch_adamw)
-  print(f"  {stage}: {count_params(state.params) / 1e6:.2f}M trained params (JAX), "
+  runners.append(TorchRunner("torch (MLD re-statement)" if stage != "projector"
+                             else "torch (re-encode)",
+                             lambda: _torch_update(torch_model, optimizer, torch_loss())))
+  print(f"  {stage}: {count_params(runners[0].state.params) / 1e6:.2f}M trained params (JAX), "
         f"{sum(p.numel() for p in torch_model.parameters()) / 1e6:.2f}M (torch)", flush=True)
-  return Case(stage, batch_size, program.step, state, (jax_batch, frozen),
-              lambda: _torch_update(torch_model, optimizer, torch_loss()))
+  return Case(stage, batch_size, runners)
 
 
 # ---- timing --------------------------------------------------------------------------------------
+def _proc_status_mb(field: str) -> float:
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1]) / 1024
+  return float("nan")
+
+
+def step_peak_mb(runner, key) -> float:
+  """Resident memory a step adds at its peak: VmHWM (reset first) minus VmRSS before the step."""
+  try:
+    with open("/proc/self/clear_refs", "w") as f:
+      f.write("5")  # resets the high-water mark to the current RSS
+  except OSError:
+    return float("nan")
+  before = _proc_status_mb("VmRSS")
+  runner.step(key)
+  return _proc_status_mb("VmHWM") - before
+
+
 @dataclasses.dataclass
 class Result:
   stage: str
+  variant: str
   batch: int
-  compile_s: float
-  jax_s: float
+  step_s: float
   torch_s: float
+  compile_s: float
+  xla_mb: float
+  peak_mb: float
   recompiled: bool
 
 
-def run_case(case: Case, warmup: int, steps: int) -> Result:
-  batch, frozen = case.jax_inputs
-  keys = list(jax.random.split(jax.random.key(2), warmup + steps))
-  start = time.perf_counter()
-  case.jax_step.lower(case.jax_state, batch, frozen, keys[0]).compile()
-  compile_s = time.perf_counter() - start
-  cache_size = getattr(case.jax_step, "_cache_size", lambda: 0)  # jit's dispatch cache entries
-  compiled_before = None
-  state, jax_times, torch_times = case.jax_state, [], []
-  case.jax_state = None  # donated below
+def run_case(case: Case, warmup: int, steps: int) -> list[Result]:
+  """Compiles the JAX variants, then rounds of one step of each runner in turn (all see the same
+  machine load), `warmup` rounds dropped, medians of `steps`; then one step each for memory."""
+  keys = list(jax.random.split(jax.random.key(2), warmup + steps + 1))
+  for r in case.runners:
+    r.compile(keys[0])
+  times = {r.label: [] for r in case.runners}
   for i in range(warmup + steps):
-    start = time.perf_counter()
-    state, metrics = case.jax_step(state, batch, frozen, keys[i])
-    jax.block_until_ready((state, metrics))
-    jax_times.append(time.perf_counter() - start)
-    if i == 0:  # the first call adds the lowered executable to the jit cache (no XLA compile)
-      compiled_before = cache_size()
-    start = time.perf_counter()
-    torch_loss = case.torch_step()[0]
-    torch_times.append(time.perf_counter() - start)
-    if not (np.isfinite(float(metrics["loss"])) and math.isfinite(float(torch_loss))):
-      raise FloatingPointError(f"{case.stage}: non-finite loss at step {i}")
-  recompiled = cache_size() != compiled_before
-  return Result(case.stage, case.batch, compile_s, statistics.median(jax_times[warmup:]),
-                statistics.median(torch_times[warmup:]), recompiled)
+    for r in case.runners:
+      start = time.perf_counter()
+      loss = r.step(keys[i])
+      times[r.label].append(time.perf_counter() - start)
+      if not math.isfinite(loss):
+        raise FloatingPointError(f"{case.stage} {r.label}: non-finite loss at step {i}")
+  median = {k: statistics.median(v[warmup:]) for k, v in times.items()}
+  torch_s = median[case.runners[-1].label]
+  return [Result(case.stage, r.label, case.batch, median[r.label], torch_s, r.compile_s,
+                 r.xla_mb, step_peak_mb(r, keys[-1]), r.recompiled) for r in case.runners]
 
 
-HEADER = (f"{'stage':<9} | {'batch':>5} | {'jax samples/s':>13} | {'torch samples/s':>15} | "
-          f"{'ratio':>5} | {'jax compile s':>13}")
+HEADER = (f"{'stage':<9} | {'variant':<24} | {'batch':>5} | {'samples/s':>9} | {'vs torch':>8} | "
+          f"{'compile s':>9} | {'XLA MB':>7} | {'peak MB':>7}")
 
 
 def format_row(r: Result) -> str:
-  jax_rate, torch_rate = r.batch / r.jax_s, r.batch / r.torch_s
-  return (f"{r.stage:<9} | {r.batch:>5} | {jax_rate:>13.2f} | {torch_rate:>15.2f} | "
-          f"{jax_rate / torch_rate:>5.2f} | {r.compile_s:>13.1f}"
-          + ("   RECOMPILED during the timed steps" if r.recompiled else ""))
+  rate = r.batch / r.step_s
+  return (f"{r.stage:<9} | {r.variant:<24} | {r.batch:>5} | {rate:>9.2f} | "
+          f"{r.torch_s / r.step_s:>8.2f} | {r.compile_s:>9.1f} | {r.xla_mb:>7.0f} | "
+          f"{r.peak_mb:>7.0f}" + ("   RECOMPILED during the timed steps" if r.recompiled else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,12 +445,16 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--vae-batch", type=int, nargs="+", default=[8])
   parser.add_argument("--denoiser-batch", type=int, nargs="+", default=[64])
   parser.add_argument("--projector-batch", type=int, nargs="+", default=[64])
+  parser.add_argument("--vae-dropout-rngs", nargs="+", choices=DROPOUT_RNGS,
+                      default=["threefry", DEFAULT_DROPOUT_RNG],
+                      help="train.dropout_rng variants of the VAE step (timed interleaved)")
   parser.add_argument("--frames", type=int, default=196, help="padded motion length (data.max_len)")
   parser.add_argument("--warmup", type=int, default=1, help="untimed rounds after compiling")
   parser.add_argument("--steps", type=int, default=3, help="timed rounds (median)")
   parser.add_argument("--torch-threads", type=int, default=2, help="torch intra-op threads")
   parser.add_argument("--torch-adamw", choices=("fused", "foreach", "forloop"), default="fused")
   args = parser.parse_args(argv)
+  args.vae_dropout_rngs = list(dict.fromkeys(args.vae_dropout_rngs))
 
   torch.manual_seed(0)
   torch.set_num_threads(args.torch_threads)
@@ -360,14 +462,15 @@ def main(argv: list[str] | None = None) -> int:
              "projector": args.projector_batch}
   print(f"jax {jax.__version__} ({jax.devices()[0].platform}, {os.cpu_count()} CPUs) vs torch "
         f"{torch.__version__} ({torch.get_num_threads()} threads, AdamW {args.torch_adamw}); "
-        f"{args.frames} frames; median of {args.steps} interleaved steps after {args.warmup}; "
-        f"baseline = PyTorch re-statement of the same step", flush=True)
+        f"{args.frames} frames; median of {args.steps} interleaved rounds after {args.warmup}; "
+        f"load average {os.getloadavg()[0]:.1f}", flush=True)
   results = []
   for stage in args.stages:
     for batch_size in batches[stage]:
-      results.append(run_case(build_case(stage, batch_size, args), args.warmup, args.steps))
-      print("  " + format_row(results[-1]), flush=True)
-  print()
+      for r in run_case(build_case(stage, batch_size, args), args.warmup, args.steps):
+        results.append(r)
+        print("  " + format_row(r), flush=True)
+  print(f"\nload average at the end {os.getloadavg()[0]:.1f}\n")
   print(HEADER)
   print("-" * len(HEADER))
   for r in results:

@@ -33,7 +33,8 @@ def train_loop_config(num_steps: int) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "num_steps": num_steps, "log_every": 50, "checkpoint_every": 2000, "eval_every": 0,
       "eval_batches": 8, "max_to_keep": 3, "best_metric": "", "best_mode": "min", "ema_decay": 0.0,
-      "compute_dtype": "float32", "resume": True, "progress": True, "async_checkpoint": False})
+      "compute_dtype": "float32", "dropout_rng": "threefry", "resume": True, "progress": True,
+      "async_checkpoint": False})
 
 
 def data_config(data_dir: str = "", builder: str = "humanml3d", batch_size: int = 64,
@@ -46,10 +47,20 @@ def data_config(data_dir: str = "", builder: str = "humanml3d", batch_size: int 
   """
   return ml_collections.ConfigDict({
       "dir": data_dir, "builder": builder, "backend": "numpy", "tfds_dir": placeholder(str),
-      "batch_size": batch_size, "split": "train", "eval_split": "test", "min_len": 40,
+      "batch_size": batch_size, "shards": 0, "split": "train", "eval_split": "test", "min_len": 40,
       "max_len": max_len, "unit_length": 4, "fps": placeholder(float),
       "max_clip_len": placeholder(int), "shuffle_buffer": 0, "prefetch": 2,
       "seed": placeholder(int), "eval_seed": 0, "text_cache_dir": placeholder(str)})
+
+
+def latent_cache_config(crops_per_clip: int = 0) -> ml_collections.ConfigDict:
+  """Where the latent stages' latents come from (`lead_jax.train.latents`): `crops_per_clip` K = 0
+  encodes a fresh crop through the frozen VAE every step (MLD, exact); K > 0 encodes K crops per
+  clip once and samples z from their cached posteriors, redrawn every `refresh_epochs` epochs
+  (0 = never); `dir` stores them ('' = WORKDIR/latent_cache); `encode_batch`: crops per encode
+  call."""
+  return ml_collections.ConfigDict({"crops_per_clip": crops_per_clip, "refresh_epochs": 0,
+                                    "dir": "", "encode_batch": 256})
 
 
 def dependencies_config() -> ml_collections.ConfigDict:
@@ -104,6 +115,7 @@ def vae_training(config: ml_collections.ConfigDict, **kwargs) -> ml_collections.
 def denoiser_training(config: ml_collections.ConfigDict, **kwargs) -> ml_collections.ConfigDict:
   """Stage 2 fields: epsilon MSE on sampled VAE latents, CFG caption dropout 0.1 (§3.3, §5)."""
   add_training(config, **kwargs)
+  config.latent_cache = latent_cache_config()
   config.loss = ml_collections.ConfigDict({
       "cfg_drop_prob": 0.1, "latent": "sample", "vae_dropout": False})
   config.scheduler = ml_collections.ConfigDict({
@@ -119,6 +131,7 @@ def projector_training(config: ml_collections.ConfigDict, **kwargs) -> ml_collec
   """Stage 3 fields: LEAD's loss weights (rec, align, kl; 0 switches a term off, as the paper's
   noREC / noALIGN / noKL ablations) and the VAE latent it trains on ('sample' or 'mean')."""
   add_training(config, **kwargs)
+  config.latent_cache = latent_cache_config()
   config.loss = ml_collections.ConfigDict({
       "w_rec": 4.7036, "w_align": 2.1591, "w_kl": 0.0596, "kl_eps": 1e-6, "latent": "sample"})
   config.train.best_metric = "eval/loss"

@@ -69,17 +69,17 @@ def read_clips(b: tfds.core.DatasetBuilder, split: str) -> list[layout.Clip]:
   return [record_to_clip(r) for r in tfds.as_numpy(ds)]
 
 
-def load_shard(opts: DataOptions, split: str, process_index: int, process_count: int
+def load_shard(opts: DataOptions, split: str, shard: int, shard_count: int
                ) -> tuple[ClipTable, int]:
-  """(table of `tfds.split_for_jax_process`'s shard for this process, clips in the split)."""
+  """(table of `tfds.split_for_jax_process`'s shard `shard` of `shard_count`, clips in the
+  split)."""
   b, root = make_builder(opts.builder, opts.dir, opts.tfds_dir)
   if split not in b.info.splits:
     raise ConfigError(f"split {split!r} not in {opts.builder} (has {list(b.info.splits)})")
-  shard = tfds.split_for_jax_process(split, process_index=process_index,
-                                     process_count=process_count)
+  shard_split = tfds.split_for_jax_process(split, process_index=shard, process_count=shard_count)
   dim = b.info.features["motion"].shape[-1]
   mean, std = layout.load_stats(root, dim)
-  table = build_table(read_clips(b, shard), mean, std, opts.sampling)
+  table = build_table(read_clips(b, shard_split), mean, std, opts.sampling)
   return table, b.info.splits[split].num_examples
 
 
@@ -97,7 +97,7 @@ def _gather_fn(frames: tf.Tensor, max_len: int):
 
 
 def tf_train_source(table: ClipTable, text_emb: np.ndarray, cfg: SamplingConfig, seed: int,
-                    shard: int, batch_size: int, prefetch: int) -> BatchSource:
+                    shard: int, batch_size: int, steps: int, prefetch: int) -> BatchSource:
   """Each epoch: its plan rows (from `step * batch_size` on) -> `from_tensor_slices` -> whole
   batches -> frames and text embeddings gathered in tf.data -> NumPy."""
   frames = tf.constant(table.frames)
@@ -109,7 +109,7 @@ def tf_train_source(table: ClipTable, text_emb: np.ndarray, cfg: SamplingConfig,
             "caption_index": tf.cast(caption, tf.int32)}
 
   def epoch_dataset(epoch: int, step: int) -> tf.data.Dataset:
-    plan = epoch_rows(table, cfg, seed, shard, batch_size, epoch)
+    plan = epoch_rows(table, cfg, seed, shard, batch_size, epoch, steps)
     rows = slice(step * batch_size, None)
     ds = tf.data.Dataset.from_tensor_slices((plan.start[rows], plan.length[rows],
                                              plan.caption[rows]))

@@ -19,13 +19,20 @@ Batches: `motion [B, max_len, D] float32` normalised with the dataset Mean/Std a
 Sampling rules (one implementation, `sampling.py`, used by both backends): one caption per example
 chosen uniformly, its segment cut, then a crop to a multiple of `unit_length` in [min_len, max_len]
 with MLD's coin2 rule and a uniform offset. Both backends yield identical batches for one process;
-with several processes each reads a disjoint shard, but the NumPy backend shards the id-sorted
-list contiguously while the TF backend takes `tfds.split_for_jax_process` shards of TFDS's stored
-order, so the examples a given process sees differ between backends (each covers the split).
+with several shards (`data.shards`, default one per process) each is disjoint, but the NumPy
+backend shards the id-sorted list contiguously while the TF backend takes
+`tfds.split_for_jax_process` shards of TFDS's stored order, so the examples a given shard holds
+differ between backends (each covers the split). A process's batch is its shards' batches
+concatenated, so the global batches depend on `data.shards`, not on the process count
+(`factory.py`).
+
+Latent cache (`latent_bank.py`): the crops of the latent stages' cache and batches of their cached
+posteriors (`latent_mu`, `latent_logvar`); the encoding and storage are `lead_jax.train.latents`.
 """
 
-from lead_jax.data import text_cache
-from lead_jax.data.factory import make_eval_stream, make_train_stream
+from lead_jax.data import latent_bank, text_cache
+from lead_jax.data.factory import (Shard, ShardSet, eval_batch_count, load_shards,
+                                   make_eval_stream, make_train_stream, steps_per_epoch)
 from lead_jax.data.global_batch import numeric_fields, to_global_batch
 from lead_jax.data.layout import Caption, Clip
 from lead_jax.data.numpy_backend import NUMPY_BACKEND
@@ -36,6 +43,7 @@ from lead_jax.data.text_cache import TextEmbeddingCache
 
 __all__ = [
     "Caption", "Clip", "ClipTable", "DataOptions", "EvalStream", "NUMPY_BACKEND",
-    "SamplingConfig", "StreamBackend", "TextEmbeddingCache", "TrainStream", "data_options",
-    "make_eval_stream", "make_train_stream", "numeric_fields", "text_cache", "to_global_batch",
+    "SamplingConfig", "Shard", "ShardSet", "StreamBackend", "TextEmbeddingCache", "TrainStream",
+    "data_options", "eval_batch_count", "latent_bank", "load_shards", "make_eval_stream",
+    "make_train_stream", "numeric_fields", "steps_per_epoch", "text_cache", "to_global_batch",
 ]

@@ -77,17 +77,17 @@ def feature_dim(builder: str, root: str | os.PathLike) -> int:
 
 
 def load_shard_table(builder: str, root: str | os.PathLike, split: str, cfg: SamplingConfig,
-                     process_index: int = 0, process_count: int = 1
+                     shard: int = 0, shard_count: int = 1
                      ) -> tuple[ClipTable, np.ndarray, np.ndarray, int]:
-  """(table of this process's shard, Mean, Std, number of clips in the whole split).
+  """(table of shard `shard` of `shard_count`, Mean, Std, number of clips in the whole split).
 
-  The shard is the process's contiguous part of the split's present ids sorted by id.
+  The shard is a contiguous part of the split's present ids sorted by id.
   """
   dim = feature_dim(builder, root)
   mean, std = layout.load_stats(root, dim)
   present, _ = layout.available_ids(root, split)
   if not present:
     list(layout.iter_clips(root, split, dim))  # raises, naming the missing files
-  ids = shard_ids(present, process_index, process_count)
+  ids = shard_ids(present, shard, shard_count)
   clips = [layout.load_clip(root, i, dim) for i in ids]
   return build_table(clips, mean, std, cfg), mean, std, len(present)

@@ -1,7 +1,7 @@
 """The TF-free backend (`data.backend = 'numpy'`): files read with NumPy, batches gathered with
 `sampling.gather_batch`, optionally prepared ahead by grain in one bounded background thread.
 
-The shard is this process's contiguous part of the split's present ids sorted by id
+A shard is a contiguous part of the split's present ids sorted by id
 (`datasets.load_shard_table`).
 """
 
@@ -21,25 +21,23 @@ from lead_jax.data.streams import (Batch, BatchSource, StreamBackend, epoch_rows
                                    eval_layout, plan_fields)
 
 
-def load_shard(opts: DataOptions, split: str, process_index: int, process_count: int
+def load_shard(opts: DataOptions, split: str, shard: int, shard_count: int
                ) -> tuple[ClipTable, int]:
-  """(table of this process's shard of `split`, clips in the whole split)."""
+  """(table of shard `shard` of `shard_count` of `split`, clips in the whole split)."""
   root = datasets.dataset_root(opts.builder, opts.dir)
   table, _, _, total = datasets.load_shard_table(opts.builder, root, split, opts.sampling,
-                                                 process_index, process_count)
+                                                 shard, shard_count)
   return table, total
 
 
 def numpy_train_source(table: ClipTable, text_emb: np.ndarray, cfg: SamplingConfig, seed: int,
-                       shard: int, batch_size: int, prefetch: int) -> BatchSource:
+                       shard: int, batch_size: int, steps: int, prefetch: int) -> BatchSource:
   """Batch `k` of the stream is step `k % steps` of epoch `k // steps` (`streams.epoch_rows`),
   gathered with NumPy; grain runs them in one worker thread, at most `prefetch` batches ahead
   (0: in the caller's thread), and stops it when the iterator is closed."""
   @functools.lru_cache(maxsize=2)  # the worker may be one epoch ahead of the consumer
   def rows(epoch: int) -> Plan:
-    return epoch_rows(table, cfg, seed, shard, batch_size, epoch)
-
-  steps = len(rows(0)) // batch_size  # the same every epoch: the eligible clips, whole batches
+    return epoch_rows(table, cfg, seed, shard, batch_size, epoch, steps)
 
   def batch(index: int) -> Batch:
     epoch, step = divmod(int(index), steps)

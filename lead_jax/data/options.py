@@ -14,7 +14,11 @@ field and raises `ConfigError` naming a missing or bad one. Fields:
   unit_length     crop lengths are multiples of this
   fps             frame rate for caption start/end seconds; None: the dataset kind's (20, KIT 12.5)
   max_clip_len    drop clips at least this long (MLD: 200); None crops them instead
-  batch_size      GLOBAL batch size (split evenly over processes)
+  batch_size      GLOBAL batch size (split evenly over processes, then over their shards)
+  shards          the split is read as this many disjoint id-sorted shards, each with its own
+                  seeded plans and batch_size / shards rows of every batch (0 = one per process);
+                  a multiple of the process count. The global batches depend on it, not on the
+                  process count: a run on 1 process with shards=N repeats an N-process run
   shuffle_buffer  0: full permutation each epoch; N: tf.data-style buffer-N shuffle
   prefetch        batches prepared ahead, bounded (0: none)
   seed            sampling seed; None: the run's `config.seed`. eval_seed: the evaluation crops'
@@ -43,6 +47,7 @@ class DataOptions:
   split: str
   eval_split: str
   batch_size: int
+  shards: int
   prefetch: int
   seed: int
   eval_seed: int
@@ -73,12 +78,15 @@ def data_options(config: Any) -> DataOptions:
   opts = DataOptions(
       dir=field("dir"), builder=kind.name, backend=backend, tfds_dir=field("tfds_dir"),
       split=field("split"), eval_split=field("eval_split"), batch_size=int(field("batch_size")),
-      prefetch=int(field("prefetch")), seed=int(seed), eval_seed=int(field("eval_seed")),
+      shards=int(field("shards")), prefetch=int(field("prefetch")), seed=int(seed),
+      eval_seed=int(field("eval_seed")),
       text_cache_dir=field("text_cache_dir"),
       sampling=SamplingConfig(
           min_len=int(field("min_len")), max_len=int(field("max_len")),
           unit_length=int(field("unit_length")), fps=float(kind.fps if fps is None else fps),
           max_clip_len=field("max_clip_len"), shuffle_buffer=int(field("shuffle_buffer"))))
+  if opts.shards < 0:
+    raise ConfigError(f"config.data.shards must be >= 0 (0 = one per process), found {opts.shards}")
   if opts.prefetch < 0:
     raise ConfigError(f"config.data.prefetch must be >= 0, found {opts.prefetch}")
   return opts

@@ -188,16 +188,24 @@ def choose_windows(table: ClipTable, clips: np.ndarray, cfg: SamplingConfig,
   return Plan(clips, caption, start, length.astype(np.int64))
 
 
+def epoch_rng(seed: int, shard: int, epoch: int) -> np.random.Generator:
+  """The generator of one epoch of one shard: its order, then its caption and crop draws."""
+  return np.random.default_rng([seed, shard, epoch])
+
+
+def epoch_order(table: ClipTable, cfg: SamplingConfig, rng: np.random.Generator) -> np.ndarray:
+  """The sampleable clips (table indices) in an epoch's shuffled order (first draws of `rng`)."""
+  eligible = np.flatnonzero(table.clip_ok)
+  if cfg.shuffle_buffer and cfg.shuffle_buffer < len(eligible):
+    return buffer_shuffle(eligible, cfg.shuffle_buffer, rng)
+  return rng.permutation(eligible)
+
+
 def epoch_plan(table: ClipTable, cfg: SamplingConfig, seed: int, epoch: int,
                shard: int = 0) -> Plan:
   """The shuffled examples of one epoch, a pure function of (seed, shard, epoch)."""
-  rng = np.random.default_rng([seed, shard, epoch])
-  eligible = np.flatnonzero(table.clip_ok)
-  if cfg.shuffle_buffer and cfg.shuffle_buffer < len(eligible):
-    order = buffer_shuffle(eligible, cfg.shuffle_buffer, rng)
-  else:
-    order = rng.permutation(eligible)
-  return choose_windows(table, order, cfg, rng)
+  rng = epoch_rng(seed, shard, epoch)
+  return choose_windows(table, epoch_order(table, cfg, rng), cfg, rng)
 
 
 def eval_plan(table: ClipTable, cfg: SamplingConfig, seed: int) -> Plan:
@@ -221,17 +229,17 @@ def gather_batch(table: ClipTable, plan: Plan, max_len: int) -> dict[str, np.nda
   return {"motion": motion, "mask": mask, "length": plan.length.astype(np.int32)}
 
 
-def shard_bounds(n: int, process_index: int, process_count: int) -> tuple[int, int]:
+def shard_bounds(n: int, shard: int, shard_count: int) -> tuple[int, int]:
   """Contiguous, near-equal shard `[begin, end)` of `n` items (sizes differ by at most one)."""
-  if not 0 <= process_index < process_count:
-    raise ConfigError(f"process_index must be in [0, {process_count}), found {process_index}")
-  base, extra = divmod(n, process_count)
-  begin = process_index * base + min(process_index, extra)
-  return begin, begin + base + (process_index < extra)
+  if not 0 <= shard < shard_count:
+    raise ConfigError(f"shard index must be in [0, {shard_count}), found {shard}")
+  base, extra = divmod(n, shard_count)
+  begin = shard * base + min(shard, extra)
+  return begin, begin + base + (shard < extra)
 
 
-def shard_ids(ids: Sequence[str], process_index: int, process_count: int) -> list[str]:
-  """This process's shard of the ids, taken from the id-sorted list."""
+def shard_ids(ids: Sequence[str], shard: int, shard_count: int) -> list[str]:
+  """Shard `shard` of `shard_count` of the ids, taken from the id-sorted list."""
   ids = sorted(ids)
-  b, e = shard_bounds(len(ids), process_index, process_count)
+  b, e = shard_bounds(len(ids), shard, shard_count)
   return ids[b:e]

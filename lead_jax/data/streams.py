@@ -1,7 +1,9 @@
 """Training and evaluation streams over a `ClipTable`, with a checkpointable position.
 
 A stream turns (seed, epoch, step) into a batch through `sampling.epoch_plan`, so its position is
-two integers: `state() -> {"epoch", "step"}` and `restore(state)` resume exactly. A `StreamBackend`
+two integers: `state() -> {"epoch", "step"}` and `restore(state)` resume exactly. A process reads
+one or more shards of the split (`data.shards`, see `factory.py`); its batch is their batches
+concatenated in shard order, and every shard of the run has the same number of steps per epoch. A `StreamBackend`
 reads the shard and gathers the frames: `numpy_backend.NUMPY_BACKEND` (TF-free) or the tf.data one
 (`lead_jax_data_pipeline.stream.TF_BACKEND`, chosen by `lead_jax.train.inputs`); both consume the
 same plans and yield the same batches. Streams yield process-local NumPy batches and know nothing
@@ -11,7 +13,7 @@ of devices: the train loop makes global arrays with `global_batch.to_global_batc
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -29,27 +31,29 @@ BatchSource = Callable[[int, int], Iterator[Batch]]
 class StreamBackend:
   """Who reads a split's shard and gathers its batches (`name` is its `config.data.backend`).
 
-  load_shard(opts, split, process_index, process_count) -> (ClipTable of the shard, clips in split)
-  train_source(table, text_emb [C, E], cfg, seed, shard, batch_size, prefetch) -> BatchSource
+  load_shard(opts, split, shard, shard_count) -> (ClipTable of the shard, clips in split)
+  train_source(table, text_emb [C, E], cfg, seed, shard, batch_size, steps, prefetch) -> BatchSource
+      (`steps` batches of `batch_size` per epoch: `epoch_rows`)
   eval_batches(table, text_emb [C, E], null_text_emb [E], cfg, seed, batch_size, num_batches)
       -> iterator of `num_batches` eval batches (fields of `EvalStream`)
   """
   name: str
   load_shard: Callable[[DataOptions, str, int, int], tuple[ClipTable, int]]
-  train_source: Callable[[ClipTable, np.ndarray, SamplingConfig, int, int, int, int], BatchSource]
+  train_source: Callable[[ClipTable, np.ndarray, SamplingConfig, int, int, int, int, int],
+                         BatchSource]
   eval_batches: Callable[[ClipTable, np.ndarray, np.ndarray, SamplingConfig, int, int, int],
                          Iterator[Batch]]
 
 
 def epoch_rows(table: ClipTable, cfg: SamplingConfig, seed: int, shard: int, batch_size: int,
-               epoch: int) -> Plan:
-  """An epoch's plan cut to whole batches (`steps * batch_size` rows; the last partial one
-  dropped)."""
+               epoch: int, steps: int | None = None) -> Plan:
+  """An epoch's plan cut to `steps` whole batches (default: as many as the shard fills; the rest
+  of the epoch dropped)."""
   plan = epoch_plan(table, cfg, seed, epoch, shard)
-  steps = len(plan) // batch_size
-  if steps == 0:
-    raise InputError(f"the shard has {len(plan)} sampleable clips, fewer than the per-process "
-                     f"batch size {batch_size} (clips need >= {cfg.min_len} frames)")
+  steps = len(plan) // batch_size if steps is None else steps
+  if steps == 0 or steps * batch_size > len(plan):
+    raise InputError(f"the shard has {len(plan)} sampleable clips, fewer than {max(steps, 1)} "
+                     f"batches of {batch_size} (clips need >= {cfg.min_len} frames)")
   return plan.take(slice(0, steps * batch_size))
 
 
@@ -58,32 +62,48 @@ def plan_fields(plan: Plan, text_emb: np.ndarray) -> Batch:
   return {"text_emb": text_emb[plan.caption], "caption_index": plan.caption.astype(np.int32)}
 
 
+def concat_batches(parts: Sequence[Batch]) -> Batch:
+  """The shards' batches of one step joined along the batch axis, in shard order."""
+  if len(parts) == 1:
+    return parts[0]
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 class TrainStream:
   """Endless training batches of this process: `next(stream)`, `state()`, `restore(state)`.
 
-  Each batch (NumPy, B = the per-process batch): `motion [B, max_len, D] float32` (normalised,
-  zero-padded), `mask [B, max_len] bool`, `length [B] int32` (multiples of `unit_length` in
-  [min_len, max_len]), `text_emb [B, E] float32`, `caption_index [B] int32`.
+  Each batch (NumPy, B = the per-process batch, the concatenation of its shards' batches):
+  `motion [B, max_len, D] float32` (normalised, zero-padded), `mask [B, max_len] bool`,
+  `length [B] int32` (multiples of `unit_length` in [min_len, max_len]), `text_emb [B, E] float32`,
+  `caption_index [B] int32` (into its shard's table). Other sources (the latent cache,
+  `lead_jax.train.latents`) yield other fields through the same position logic.
   """
 
-  def __init__(self, source: BatchSource, *, table: ClipTable, null_text_emb: np.ndarray,
+  def __init__(self, sources: BatchSource | Sequence[BatchSource], *,
+               tables: ClipTable | Sequence[ClipTable], null_text_emb: np.ndarray,
                batch_size: int, steps_per_epoch: int):
-    self._it: Any = None
-    self._source = source
-    self.table = table
-    self.caption_texts = table.caption_texts
+    self._its: list[Any] | None = None
+    self._sources = [sources] if callable(sources) else list(sources)
+    self.tables = [tables] if isinstance(tables, ClipTable) else list(tables)
     self.null_text_emb = null_text_emb  # [E] embedding of "" for classifier-free guidance
     self.batch_size = batch_size  # per process
     self.steps_per_epoch = steps_per_epoch
     self._epoch, self._step = 0, 0
 
+  @property
+  def table(self) -> ClipTable:
+    """The table of this process's one shard (`tables` when it reads several)."""
+    if len(self.tables) != 1:
+      raise ConfigError(f"this stream reads {len(self.tables)} shards: use stream.tables")
+    return self.tables[0]
+
   def __iter__(self):
     return self
 
   def __next__(self) -> Batch:
-    if self._it is None:
-      self._it = self._source(self._epoch, self._step)
-    batch = next(self._it)
+    if self._its is None:
+      self._its = [source(self._epoch, self._step) for source in self._sources]
+    batch = concat_batches([next(it) for it in self._its])
     self._step += 1
     if self._step >= self.steps_per_epoch:
       self._epoch, self._step = self._epoch + 1, 0
@@ -102,10 +122,11 @@ class TrainStream:
     self._epoch, self._step = epoch, step
 
   def close(self) -> None:
-    """Stops the source (its prefetching); a later `next` reopens at `state()`."""
-    if self._it is not None and hasattr(self._it, "close"):
-      self._it.close()
-    self._it = None
+    """Stops the sources (their prefetching); a later `next` reopens at `state()`."""
+    for it in self._its or ():
+      if hasattr(it, "close"):
+        it.close()
+    self._its = None
 
   def __del__(self):
     self.close()
@@ -152,21 +173,29 @@ class EvalStream:
 
   Batch fields as `TrainStream` plus `valid [B] bool`, `id`, `caption`, `tokens` (`word/POS ...`)
   string arrays. Padding rows: zero motion, the first `min_len` frames unmasked,
-  `length = min_len`, the empty caption's embedding, `caption_index = -1`.
+  `length = min_len`, the empty caption's embedding, `caption_index = -1`. `make_iters()` gives one
+  iterator per shard of this process; their batches are concatenated.
   """
 
-  def __init__(self, make_iter: Callable[[], Iterator[Batch]], *, num_batches: int,
-               num_examples: int, table: ClipTable):
-    self._make_iter = make_iter
+  def __init__(self, make_iters: Callable[[], Sequence[Iterator[Batch]]], *, num_batches: int,
+               num_examples: int, tables: Sequence[ClipTable]):
+    self._make_iters = make_iters
     self.num_batches = num_batches
     self.num_examples = num_examples  # valid rows on this process
-    self.table = table
+    self.tables = list(tables)
+
+  @property
+  def table(self) -> ClipTable:
+    """The table of this process's one shard (`tables` when it reads several)."""
+    if len(self.tables) != 1:
+      raise ConfigError(f"this stream reads {len(self.tables)} shards: use stream.tables")
+    return self.tables[0]
 
   def __len__(self) -> int:
     return self.num_batches
 
   def __iter__(self) -> Iterator[Batch]:
-    return iter(self._make_iter())
+    return (concat_batches(parts) for parts in zip(*self._make_iters()))
 
 
 def check_batch_size(global_batch: int, process_count: int) -> int:

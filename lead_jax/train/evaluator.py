@@ -24,6 +24,7 @@ from lead_jax.config_loader import require_fields
 from lead_jax.errors import ConfigError
 from lead_jax.metrics import scores, trainable_evaluator
 from lead_jax.metrics.trainable_evaluator import TrainableEvaluator
+from lead_jax.train import mesh as mesh_lib
 from lead_jax.train import stage
 from lead_jax.train.step import LossFn, make_train_program
 
@@ -66,8 +67,9 @@ def _check_config(config) -> None:
     raise ConfigError("config.data.min_len must be >= config.evaluator.unit_length")
 
 
-def make_eval_fn(model: TrainableEvaluator, config, eval_stream):
-  """`eval_fn(state) -> {loss, r_precision_top1, mm_dist}` on the eval split (groups of 32 or less)."""
+def make_eval_fn(model: TrainableEvaluator, config, eval_stream, mesh):
+  """`eval_fn(state) -> {r_precision_top1, mm_dist}` on the eval split (groups of 32 or less) over
+  the valid rows of the global batches (every process's embeddings, gathered)."""
   require_fields(config, {"train": ("eval_batches",)}, "lead_jax.train.evaluator.make_eval_fn")
   limit = int(config.train.eval_batches)
   apply = jax.jit(lambda p, m, l, t: model.apply({"params": p}, m, l, t))
@@ -75,10 +77,12 @@ def make_eval_fn(model: TrainableEvaluator, config, eval_stream):
   def eval_fn(state) -> dict[str, float]:
     ms, ts = [], []
     for batch in stage.eval_batches(eval_stream, limit):
-      m, t = jax.device_get(apply(state.params, batch["motion"], batch["length"],
-                                  batch["text_emb"]))
-      ms.append(np.asarray(m)[batch["valid"]])
-      ts.append(np.asarray(t)[batch["valid"]])
+      batch = mesh_lib.to_global_batch(batch, mesh)
+      m, t, valid = mesh_lib.to_host(
+          (*apply(state.params, batch["motion"], batch["length"], batch["text_emb"]),
+           batch["valid"]))
+      ms.append(m[valid])
+      ts.append(t[valid])
     m, t = np.concatenate(ms), np.concatenate(ts)
     group = min(32, len(m))
     return {"r_precision_top1": scores.r_precision(t, m, 1, group)[0],
@@ -96,5 +100,5 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None):
   program = make_train_program(
       config, mesh, lambda key: trainable_evaluator.init_params(model, key),
       make_loss_fn(model, float(config.evaluator.margin)))
-  eval_fn = make_eval_fn(model, config, eval_stream) if eval_stream is not None else None
+  eval_fn = make_eval_fn(model, config, eval_stream, mesh) if eval_stream is not None else None
   return stage.run_stage(config, workdir, program, train_stream, None, eval_fn, mesh)

@@ -347,10 +347,10 @@ def restore_or_init(config, workdir: str, init_fn: Callable[[jax.Array], TrainSt
                   CheckpointWarning, stacklevel=2)
   rep = state.step.sharding
   rng_data = np.asarray(restored.meta["rng"], np.uint32)
-  rng = jax.device_put(jax.random.wrap_key_data(rng_data, impl=restored.meta.get("rng_impl")),
-                       rep)
+  # Host values put on the mesh, then wrapped: a device array cannot move to other processes.
+  rng = jax.random.wrap_key_data(jax.device_put(rng_data, rep), impl=restored.meta.get("rng_impl"))
   arrays = restored.arrays
-  state = state.replace(step=jax.device_put(jnp.asarray(restored.step, jnp.int32), rep),
+  state = state.replace(step=jax.device_put(np.asarray(restored.step, np.int32), rep),
                         params=arrays["params"], opt_state=arrays["opt_state"],
                         ema_params=arrays.get("ema_params", state.ema_params), rng=rng)
   bad = non_finite_items(state)

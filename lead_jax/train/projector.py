@@ -1,8 +1,9 @@
 """Stage 3: the LEAD projector P = (E_proj, D_proj) (paper Sec. 4, Eq. 7; reference §0).
 
-Everything but the projector is frozen: the VAE (params in `frozen`) gives z_vae = E_vae(x) of the
-training motion (posterior sample, or its mean with `loss.latent='mean'`), the text encoder's
-caption embedding comes precomputed in the batch. With z_proj = E_proj(z_vae), z_hat = D_proj(z_proj):
+Everything but the projector is frozen: the VAE gives z_vae = E_vae(x) of the training crop
+(posterior sample, or its mean with `loss.latent='mean'`), encoded in the step
+(`latent_cache.crops_per_clip=0`; VAE params in `frozen`) or sampled from the latent cache
+(`lead_jax.train.latents`); the text encoder's caption embedding comes precomputed in the batch. With z_proj = E_proj(z_vae), z_hat = D_proj(z_proj):
   loss = w_rec * ||z_vae - z_hat||^2 + w_align * (1 - cos(z_proj, c_text)) + w_kl * KL_batch
 (`lead_jax.models.projector_loss`; weights 4.7036, 2.1591, 0.0596; a weight of 0 removes the term,
 giving the paper's noREC / noALIGN / noKL ablations). The architecture is `config.projector.arch`
@@ -10,7 +11,8 @@ giving the paper's noREC / noALIGN / noKL ablations). The architecture is `confi
 
   from lead_jax.train import projector
   state = projector.train_and_evaluate(config, workdir)  # config: configs/projector_humanml3d.py
-Evaluation: the three terms and the loss on `data.eval_split` (dropout off, posterior mean).
+Evaluation: the three terms and the loss on `data.eval_split` (dropout off, posterior mean); each
+batch's terms (the KL's batch statistics included) are over the valid rows of the global batch.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from lead_jax import workdir as stage_io
 from lead_jax.config_loader import require_fields
-from lead_jax.models import build_projector, build_vae, init_params, projector_loss
+from lead_jax.models import build_projector, init_params, projector_loss
+from lead_jax.train import latents
+from lead_jax.train import mesh as mesh_lib
 from lead_jax.train import stage
-from lead_jax.train.latents import encode_latents
 from lead_jax.train.state import TrainState
-from lead_jax.train.step import LossFn, make_train_program
+from lead_jax.train.step import LossFn, dropout_rng_impl, dropout_rngs, make_train_program
 
 FIELDS = {"loss": ("w_rec", "w_align", "w_kl", "kl_eps", "latent"), "train": ("eval_batches",)}
 
@@ -38,15 +42,18 @@ def loss_weights(config) -> tuple[float, float, float]:
 
 
 def make_loss_fn(model, vae, config) -> LossFn:
-  """`loss_fn(params, batch, frozen, key)`; `frozen = {'vae': params}`."""
+  """`loss_fn(params, batch, frozen, key)`; `frozen = {'vae': params}` when the step encodes
+  (`batch` with `motion`), `{}` when it samples the latent cache."""
   weights = loss_weights(config)
   eps, latent = float(config.loss.kl_eps), config.loss.latent
+  rng_impl = dropout_rng_impl(config)
 
   def loss_fn(params, batch, frozen, key):
     k_latent, k_dropout = jax.random.split(key)
-    z = encode_latents(vae, frozen["vae"], batch, k_latent, latent).astype(jnp.float32)
-    z_proj, z_hat = model.apply({"params": params}, z.astype(batch["motion"].dtype),
-                                deterministic=False, rngs={"dropout": k_dropout})
+    z = latents.batch_latents(vae, frozen.get("vae"), batch, k_latent, latent).astype(jnp.float32)
+    compute_dtype = batch["text_emb"].dtype  # the step's (floating batch entries are cast to it)
+    z_proj, z_hat = model.apply({"params": params}, z.astype(compute_dtype),
+                                deterministic=False, rngs=dropout_rngs(k_dropout, rng_impl))
     terms = projector_loss(z, z_proj.astype(jnp.float32), z_hat.astype(jnp.float32),
                            batch["text_emb"].astype(jnp.float32), weights=weights, eps=eps)
     return terms["loss"], {k: v for k, v in terms.items() if k != "loss"}
@@ -54,14 +61,15 @@ def make_loss_fn(model, vae, config) -> LossFn:
   return loss_fn
 
 
-def make_eval_fn(model, vae, config, eval_stream, frozen):
-  """`eval_fn(state) -> {loss, rec, align, kl}` averaged over evaluation batches (valid rows)."""
+def make_eval_fn(model, vae, config, eval_stream, frozen, mesh):
+  """`eval_fn(state) -> {loss, rec, align, kl}` averaged over evaluation batches (valid rows of the
+  global batches); `frozen` on `mesh` (`mesh_lib.replicate`)."""
   require_fields(config, FIELDS, "lead_jax.train.projector.make_eval_fn")
   weights, limit = loss_weights(config), int(config.train.eval_batches)
 
   @jax.jit
   def eval_step(params, batch, frozen):
-    z = encode_latents(vae, frozen["vae"], batch, jax.random.key(0), "mean")
+    z = latents.batch_latents(vae, frozen.get("vae"), batch, jax.random.key(0), "mean")
     z_proj, z_hat = model.apply({"params": params}, z)
     # Padding rows would bias the batch statistics of the KL term: weight rows by validity.
     valid = batch["valid"]
@@ -84,8 +92,8 @@ def make_eval_fn(model, vae, config, eval_stream, frozen):
     sums: dict[str, float] = {}
     count = 0
     for batch in stage.eval_batches(eval_stream, limit):
-      batch = {k: batch[k] for k in ("motion", "mask", "text_emb", "valid")}
-      for k, v in jax.device_get(eval_step(state.params, batch, frozen)).items():
+      batch = mesh_lib.to_global_batch(batch, mesh)
+      for k, v in mesh_lib.to_host(eval_step(state.params, batch, frozen)).items():
         sums[k] = sums.get(k, 0.0) + float(v)
       count += 1
     out = {k: v / max(count, 1) for k, v in sums.items()}
@@ -99,14 +107,16 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
   """Trains (or resumes) the projector of `config` in `workdir` on the VAE checkpoint in
   `config.dependencies.vae_workdir`; `text_encoder` defaults to the one the config names."""
   mesh = stage.start_stage(config)
-  vae, model = build_vae(config.vae), build_projector(config.projector)
-  vae_params = stage.load_dependency(config, "vae")
-  train_stream, eval_stream = stage.stage_streams(config, text_encoder)
-  frozen = {"vae": vae_params}
+  model = build_projector(config.projector)
+  vae_stage = stage_io.load_dependency(config, "vae")
+  train_stream, eval_stream = latents.latent_source(
+      config, workdir, vae_stage, text_encoder or stage.load_text_encoder(config))
+  frozen = mesh_lib.replicate({} if latents.uses_cache(config) else {"vae": vae_stage.params},
+                              mesh)
   program = make_train_program(
       config, mesh, lambda key: init_params("projector", model, key),
-      make_loss_fn(model, vae, config))
+      make_loss_fn(model, vae_stage.module, config))
   eval_fn = None
   if eval_stream is not None:
-    eval_fn = make_eval_fn(model, vae, config, eval_stream, frozen)
+    eval_fn = make_eval_fn(model, vae_stage.module, config, eval_stream, frozen, mesh)
   return stage.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)

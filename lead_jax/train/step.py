@@ -14,6 +14,9 @@ Config fields: `config.optimizer` (`lead_jax.train.optim`) and
   train.ema_decay       EMA of the params, updated after each optimiser update (0 = off)
   train.compute_dtype   'float32' | 'bfloat16': params, frozen params and floating batch entries
                         cast for the loss; master params, gradients and optimiser stay float32
+  train.dropout_rng     the generator of the dropout masks alone ('threefry' | 'rbg' |
+                        'unsafe_rbg', `dropout_rngs`); keys, parameter init and diffusion noise
+                        stay threefry
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from lead_jax.train.state import TrainState
 LossFn = Callable[[Any, Mapping[str, jax.Array], Any, jax.Array],
                   tuple[jax.Array, Mapping[str, jax.Array]]]
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+DROPOUT_RNGS = ("threefry", "rbg", "unsafe_rbg")
 FIELDS = {"train": ("num_steps", "ema_decay", "compute_dtype"), "optimizer": ("grad_accum_steps",)}
 
 
@@ -52,6 +56,24 @@ def cast_floating(tree: Any, dtype) -> Any:
 def ema_update(ema: Any, params: Any, decay: float | jax.Array) -> Any:
   """`decay * ema + (1 - decay) * params`, leafwise."""
   return jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+
+
+def dropout_rng_impl(config) -> str:
+  """`config.train.dropout_rng`, checked against `DROPOUT_RNGS`."""
+  require_fields(config, {"train": ("dropout_rng",)}, "lead_jax.train.step.dropout_rng_impl")
+  impl = config.train.dropout_rng
+  if impl not in DROPOUT_RNGS:
+    raise ConfigError(f"config.train.dropout_rng={impl!r}; expected one of {DROPOUT_RNGS}")
+  return impl
+
+
+def dropout_rngs(key: jax.Array, impl: str) -> dict[str, jax.Array]:
+  """Flax `rngs` of a module's dropout: `{'dropout': key}` for 'threefry', else a key of `impl`
+  ('rbg', 'unsafe_rbg': XLA's RngBitGenerator, far cheaper than threefry for the masks) made from
+  4 words drawn with the threefry `key`, so the masks stay a pure function of the step key."""
+  if impl == "threefry":
+    return {"dropout": key}
+  return {"dropout": jax.random.wrap_key_data(jax.random.bits(key, (4,), jnp.uint32), impl=impl)}
 
 
 @jax.jit

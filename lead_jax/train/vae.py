@@ -27,9 +27,10 @@ import numpy as np
 from lead_jax.config_loader import require_fields
 from lead_jax.models import build_vae, init_params
 from lead_jax.motion import recover_from_ric
+from lead_jax.train import mesh as mesh_lib
 from lead_jax.train import stage
 from lead_jax.train.state import TrainState
-from lead_jax.train.step import LossFn, make_train_program
+from lead_jax.train.step import LossFn, dropout_rng_impl, dropout_rngs, make_train_program
 
 FIELDS = {"loss": ("lambda_rec", "lambda_joint", "lambda_kl", "masked_mean"),
           "dataset": ("joints_num",), "train": ("eval_batches",)}
@@ -59,13 +60,15 @@ def make_loss_fn(model, config) -> LossFn:
   loss_cfg = config.loss
   joints_num = int(config.dataset.joints_num)
   masked = bool(loss_cfg.masked_mean)
+  rng_impl = dropout_rng_impl(config)
 
   def loss_fn(params, batch: Mapping[str, jax.Array], frozen: Mapping[str, jax.Array],
               key: jax.Array):
     sample_key, dropout_key = jax.random.split(key)
     motion, mask = batch["motion"], batch["mask"]
     recon, _, mu, logvar = model.apply({"params": params}, motion, mask, sample_key,
-                                       deterministic=False, rngs={"dropout": dropout_key})
+                                       deterministic=False,
+                                       rngs=dropout_rngs(dropout_key, rng_impl))
     recon, mu, logvar = (x.astype(jnp.float32) for x in (recon, mu, logvar))
     motion = motion.astype(jnp.float32)
     mean, std = frozen["mean"].astype(jnp.float32), frozen["std"].astype(jnp.float32)
@@ -87,8 +90,7 @@ def make_eval_step(model, joints_num: int):
   @jax.jit
   def eval_step(params, batch, frozen):
     motion, mask = batch["motion"], batch["mask"]
-    valid = batch.get("valid", jnp.ones(mask.shape[:1], bool))
-    frame_mask = mask & valid[:, None]
+    frame_mask = mask & batch["valid"][:, None]
     _, mu, _ = model.apply({"params": params}, motion, mask, None, method=model.encode)
     recon = model.apply({"params": params}, mu, mask, method=model.decode)
     joints_rst = recover_from_ric(recon * frozen["std"] + frozen["mean"], joints_num)
@@ -103,9 +105,10 @@ def make_eval_step(model, joints_num: int):
   return eval_step
 
 
-def make_eval_fn(model, config, eval_stream, frozen):
-  """`eval_fn(state) -> {rec_loss, feat_mse, mpjpe}` averaged over valid frames, of the weights
-  later stages will use (the EMA when the run keeps one: `lead_jax.workdir`'s rule)."""
+def make_eval_fn(model, config, eval_stream, frozen, mesh):
+  """`eval_fn(state) -> {rec_loss, feat_mse, mpjpe}` averaged over the valid frames of the global
+  evaluation batches, of the weights later stages will use (the EMA when the run keeps one:
+  `lead_jax.workdir`'s rule). `frozen` is on `mesh` (`mesh_lib.replicate`)."""
   require_fields(config, FIELDS, "lead_jax.train.vae.make_eval_fn")
   eval_step = make_eval_step(model, int(config.dataset.joints_num))
   limit = int(config.train.eval_batches)
@@ -115,7 +118,7 @@ def make_eval_fn(model, config, eval_stream, frozen):
     totals: dict[str, float] = {}
     for batch in stage.eval_batches(eval_stream, limit):
       batch = {k: v for k, v in batch.items() if k in ("motion", "mask", "valid")}
-      sums = jax.device_get(eval_step(params, batch, frozen))
+      sums = mesh_lib.to_host(eval_step(params, mesh_lib.to_global_batch(batch, mesh), frozen))
       for k, v in sums.items():
         totals[k] = totals.get(k, 0.0) + float(v)
     frames = max(totals.pop("frames", 0.0), 1.0)
@@ -133,10 +136,11 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
   model = build_vae(config.vae)
   train_stream, eval_stream = stage.stage_streams(config, text_encoder or stage.CaptionsUnused())
   mean, std = stage.dataset_stats(config)
-  frozen = {"mean": jnp.asarray(mean, jnp.float32), "std": jnp.asarray(std, jnp.float32)}
+  frozen = mesh_lib.replicate({"mean": np.asarray(mean, np.float32),
+                               "std": np.asarray(std, np.float32)}, mesh)
   program = make_train_program(
       config, mesh, lambda key: init_params("vae", model, key), make_loss_fn(model, config))
   eval_fn = None
   if eval_stream is not None:
-    eval_fn = make_eval_fn(model, config, eval_stream, frozen)
+    eval_fn = make_eval_fn(model, config, eval_stream, frozen, mesh)
   return stage.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)
