@@ -2,6 +2,8 @@
 
   pipe = Pipeline.from_workdir("runs/projector")          # LEAD (projector's workdir)
   pipe = Pipeline.from_workdir("runs/denoiser")           # MLD mode (no projector)
+  pipe = Pipeline.from_workdir("runs/lcm")                # MotionLCM (scheduler "lcm", 1-4 steps)
+  pipe = Pipeline.from_workdir("runs/projector", denoiser_workdir="runs/lcm")   # LEAD-MotionLCM
   pipe = Pipeline.from_mld_checkpoint("mld.ckpt", "deps/clip-vit-large-patch14",
                                       "data/Mean.npy", "data/Std.npy")
   out = pipe.generate(["a person walks forward."], [120], jax.random.key(0))
@@ -121,29 +123,33 @@ class Pipeline:
                    text_encoder_path: str | None = None, data_dir: str | None = None,
                    mean: Any = None, std: Any = None, params_item: str | None = None,
                    max_frames: int | None = None, matmul_dtype: str = "float32") -> "Pipeline":
-    """Loads the projector's workdir (LEAD) or the denoiser's (MLD mode) and the stages it names.
+    """Loads the projector's workdir (LEAD) or the denoiser's (MLD mode; an LCM stage's workdir:
+    MotionLCM) and the stages it names.
 
     Each stage's latest checkpoint gives its config and weights (`lead_jax.workdir.load_stage`:
     `ema_params` when saved, else `params`; `params_item` overrides that rule). The projector's
     config names `dependencies.denoiser_workdir` and `vae_workdir` (a denoiser's config names
-    `vae_workdir`); keyword arguments override them. The text encoder is the denoiser config's
+    `vae_workdir`); keyword arguments override them: `denoiser_workdir` may name an LCM stage
+    (LEAD-MotionLCM: the projector trained on the same VAE is reused unchanged). The text encoder is the denoiser config's
     `text_encoder.kind` at `dependencies.text_encoder_path`; Mean/Std come from `data.dir` (or
     `data_dir`, or arrays/paths `mean`, `std`). Raises `MissingFileError` / `WeightsError` /
     `ConfigError` naming the workdir.
     """
     workdir = str(workdir)
     top = stage_io.load_stage(workdir, item=params_item)
-    stages = {top.kind: top}
     if top.kind == "projector":
+      stages = {"projector": top}
       den_dir = denoiser_workdir or top.config.dependencies.denoiser_workdir
       if not den_dir:
         raise ConfigError(f"{workdir}: the projector's config has an empty "
                           "dependencies.denoiser_workdir; pass the denoiser's workdir "
                           "(denoiser_workdir=..., CLI --denoiser-workdir)")
       stages["denoiser"] = stage_io.load_stage(den_dir, "denoiser", item=params_item)
-    elif top.kind != "denoiser":
+    elif stage_io.is_kind(top.kind, "denoiser"):
+      stages = {"denoiser": top}  # an MLD denoiser or a consistency-distilled one (LCM)
+    else:
       raise ConfigError(f"{workdir}: a {top.kind} stage; give the workdir of the projector stage "
-                        "(LEAD) or of the denoiser stage (MLD mode)")
+                        "(LEAD), of the denoiser stage (MLD mode) or of an LCM stage (MotionLCM)")
     den = stages["denoiser"]
     vae_dir = (vae_workdir or top.config.dependencies.vae_workdir
                or den.config.dependencies.vae_workdir)
