@@ -190,6 +190,17 @@ def test_lead_on_motionlcm_and_sample_command(imported, pipe, tmp_path):
   index = json.loads((out / "index.json").read_text())
   assert index[0]["projector"] is True
   np.testing.assert_allclose(np.load(out / index[0]["features"]), on["features"][0], atol=1e-4)
+  # Table 5's rows for `lead-jax evaluate`: MotionLCM and LEAD-MotionLCM at each step count.
+  from lead_jax.evaluation import protocol
+  methods = protocol.lcm_methods(lead, steps=(2,))
+  assert list(methods) == ["MotionLCM (2 steps)", "LEAD-MotionLCM (2 steps)"]
+  got = methods["LEAD-MotionLCM (2 steps)"]([TEXTS[0]], np.array([LENGTH]), jax.random.key(0))
+  want = lead.generate(TEXTS[:1], LENGTH, jax.random.fold_in(jax.random.key(0), 0), steps=2)
+  np.testing.assert_array_equal(got, want["features"])
+  assert list(protocol.lcm_methods(pipe, steps=(1, 4))) == ["MotionLCM (1 step)",
+                                                           "MotionLCM (4 steps)"]
+  with pytest.raises(ConfigError, match="consistency-distilled"):
+    protocol.lcm_methods(Pipeline.from_workdir(stages["projector"]))
   # `--workdir` of the LCM stage itself: the consistency model and its VAE, no projector.
   import argparse
   from lead_jax.commands import pipeline_args, sample

@@ -113,6 +113,7 @@ class Pipeline:
     self.matmul_dtype = precision.check_matmul_dtype(matmul_dtype)
     self._cast: tuple[Any, Any] | None = None
     self._uncond: np.ndarray | None = None
+    self._schedulers: dict[tuple[str, int], SchedulerState] = {}
     self.program = jax.jit(self._program, static_argnames=("use_projector", "frames"),
                            compiler_options=precision.compiler_options(self.matmul_dtype))
 
@@ -223,7 +224,12 @@ class Pipeline:
           f"denoiser: " + ("use --scheduler lcm (1, 2 or 4 steps)" if self.is_consistency_model
                            else "the LCM scheduler needs a consistency-distilled denoiser "
                                 "(`lead-jax train` of an LCM config, or `lead-jax import motionlcm`)"))
-    return make_scheduler(self.schedule, kind, DEFAULT_STEPS[kind] if steps is None else steps)
+    steps = DEFAULT_STEPS[kind] if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+      return make_scheduler(self.schedule, kind, steps)  # raises the InputError
+    if (kind, int(steps)) not in self._schedulers:  # tables built once per (kind, steps)
+      self._schedulers[kind, int(steps)] = make_scheduler(self.schedule, kind, int(steps))
+    return self._schedulers[kind, int(steps)]
 
   def default_scheduler(self) -> str:
     return "lcm" if self.is_consistency_model else "ddim"
@@ -231,7 +237,7 @@ class Pipeline:
   # ---- generation --------------------------------------------------------------------------------
   def _program(self, params: Mapping[str, Any], text_params: Any, extra_rows: jax.Array,
                tokens: TokenBatch, uncond_emb: jax.Array, prompt_index: jax.Array,
-               lengths: jax.Array, keys: jax.Array, guidance_scale: jax.Array,
+               lengths: jax.Array, key: jax.Array, motion_ids: jax.Array, guidance_scale: jax.Array,
                state: SchedulerState, mean: jax.Array, std: jax.Array, *, use_projector: bool,
                frames: int) -> tuple[jax.Array, jax.Array]:
     """The jitted generation program.
@@ -240,7 +246,9 @@ class Pipeline:
       params: {'vae', 'denoiser', 'projector'?} parameter trees.
       text_params, extra_rows: the text encoder's parameters and placeholder rows `[K, D]`.
       tokens: `[P, L]` prompts. uncond_emb: `[E]` CLIP("").
-      prompt_index: `[N]` row of `tokens` of each motion. lengths: `[N]` frames. keys: `[N]` keys.
+      prompt_index: `[N]` row of `tokens` of each motion. lengths: `[N]` frames.
+      key, motion_ids: the call's key and `[2, N]` (prompt id, sample) of each motion: its noise
+        stream is `diffusion.motion_keys(key, *motion_ids)`, derived inside the program.
       guidance_scale: scalar. state: scheduler. mean, std: `[D]`.
     Returns:
       features `[N, frames, D]` de-normalised and joints `[N, frames, J, 3]`, both zero past each
@@ -250,7 +258,8 @@ class Pipeline:
     embeddings = enc.embed_tokens(text_params, tokens.ids, extra_rows)
     pooled = enc.encode_embeddings(text_params, embeddings, tokens)[0].astype(jnp.float32)
     return synthesis.synthesize(self.vae, self.denoiser, self.projector if use_projector else None,
-                                params, pooled[prompt_index], uncond_emb, lengths, keys,
+                                params, pooled[prompt_index], uncond_emb, lengths,
+                                motion_keys(key, motion_ids[0], motion_ids[1]),
                                 guidance_scale, state, mean, std, frames, self.joints_num)
 
   def generate(self, texts: Sequence[str], lengths: int | Sequence[int], key: jax.Array,
@@ -299,20 +308,21 @@ class Pipeline:
     pad = prompts.next_pow2(count) - count
     prompt_index = np.concatenate([prompt_pos, np.zeros(pad, np.int64)]).astype(np.int32)
     frame_counts = np.concatenate([np.repeat(lengths, num_samples), np.ones(pad, np.int64)])
-    keys = motion_keys(key, np.concatenate([ids[prompt_pos], np.zeros(pad, np.int64)]),
-                       np.concatenate([sample_idx, np.arange(pad) + num_samples]))
+    motion_ids = np.stack([np.concatenate([ids[prompt_pos], np.zeros(pad, np.int64)]),
+                           np.concatenate([sample_idx, np.arange(pad) + num_samples])])
+    # Host arrays go to the program as NumPy (one transfer each, no eager dispatch); the outputs
+    # come back whole and are cut on the host (slicing a device array would compile per shape).
     features, joints = self.program(
-        self.compute_params, self.text_encoder.params, jnp.asarray(extra.embeddings),
-        jax.tree.map(jnp.asarray, tokens), jnp.asarray(self.uncond_embedding),
-        jnp.asarray(prompt_index), jnp.asarray(frame_counts, jnp.int32), keys,
-        jnp.asarray(guidance_scale, jnp.float32), state, jnp.asarray(self.mean),
-        jnp.asarray(self.std), use_projector=bool(use_projector),
+        self.compute_params, self.text_encoder.params, np.asarray(extra.embeddings, np.float32),
+        tokens, self.uncond_embedding, prompt_index, frame_counts.astype(np.int32), key,
+        motion_ids.astype(np.uint32), np.float32(guidance_scale), state, self.mean, self.std,
+        use_projector=bool(use_projector),
         frames=prompts.frame_bucket(int(lengths.max()), self.max_frames))
     t_max = int(lengths.max())
     out_lengths = frame_counts[:count].astype(np.int64)
     return {
-        "features": np.asarray(features[:count, :t_max]),
-        "joints": np.asarray(joints[:count, :t_max]),
+        "features": np.asarray(features)[:count, :t_max],
+        "joints": np.asarray(joints)[:count, :t_max],
         "mask": np.arange(t_max)[None] < out_lengths[:, None],
         "lengths": out_lengths,
         "texts": [texts[p] for p in prompt_pos],
