@@ -18,14 +18,17 @@ The text tower is CLIP ViT-L/14's (123,650,304 parameters, random weights writte
 Face layout to a temp dir, the real BPE vocabulary from ../shared/data/clip); captions are
 HumanML3D-style sentences with lengths of 40-196 frames (20 fps). float32 and bfloat16 (our
 matmul precision; the text encoder runs float32). Time: median of --repeats calls after a first
-call (compile time = first call - median); peak RSS of the process after each row; `x` = torch
-MLD seconds / ours. `--profile` adds where an LCM-1 call spends its time (text, sampling, decode).
+call (compile time = first call - median), the rows of a batch timed round-robin (so a change of
+load on a shared machine hits every row alike); peak RSS of the process after each row's first
+call; `x` = torch MLD seconds / ours. `--profile` adds where an LCM-1 call spends its time
+(text, sampling, decode).
 
 Target (issue #14): lcm1 at batch 32 >= 10x the torch MLD pipeline in float32.
 
 `--quality DEMO_OUT --evaluator EVAL_WORKDIR` instead scores the demo's LEAD stages
 (`lead-jax demo`'s DEMO_OUT/workdirs) at DDIM 50 and LCM 1, 2, 4 steps with a trained evaluator
-(configs/evaluator_demo.py): FID and R-precision over --replications passes of the test split.
+(configs/evaluator_demo.py, trained on the demo's data): FID and R-precision over --replications
+passes of --split (the demo's 15 clips: 'all').
 
 Usage (2 shared cores: the batch-256 torch row alone takes minutes):
   JAX_PLATFORMS=cpu python benchmarks/sampling.py --batches 1 32 --profile
@@ -125,7 +128,7 @@ def load_stats() -> tuple[np.ndarray, np.ndarray]:
 
 
 def batch_of(batch: int, seed: int = 0) -> tuple[list[str], list[int]]:
-  """`batch` captions (cycled) and lengths in [40, 196] frames, multiples of 4 (HumanML3D's unit)."""
+  """`batch` captions (cycled) and lengths in [40, 196] frames (multiples of 4, HumanML3D's)."""
   rng = np.random.default_rng(seed)
   texts = [CAPTIONS[i % len(CAPTIONS)] for i in range(batch)]
   lengths = (4 * rng.integers(10, 50, size=batch)).tolist()
@@ -164,12 +167,15 @@ def torch_mld_pipeline(mld, clip, tokenizer, alphas_cumprod: np.ndarray, mean, s
   abar = torch.from_numpy(alphas_cumprod.astype(np.float32))
   final = abar[0]
 
-  def run(texts: list[str], lengths: list[int], z: np.ndarray, scale: float = 7.5):
+  def run(texts: list[str], lengths: list[int], z: np.ndarray, scale: float = 7.5,
+          timings: dict | None = None):
     with torch.inference_mode():
+      start = time.perf_counter()
       batch = len(texts)
       tokens = tokenizer([""] * batch + texts, padding="max_length", truncation=True,
                          max_length=77, return_tensors="pt")
       text = clip(input_ids=tokens.input_ids).text_embeds[:, None]
+      text_done = time.perf_counter()
       latent = torch.from_numpy(z.copy())
       for t, prev in steps:
         t_in = torch.full((2 * batch,), t, dtype=torch.long)
@@ -179,9 +185,14 @@ def torch_mld_pipeline(mld, clip, tokenizer, alphas_cumprod: np.ndarray, mean, s
         a_t, a_prev = abar[t], (abar[prev] if prev >= 0 else final)
         x0 = (latent - (1 - a_t).sqrt() * eps) / a_t.sqrt()
         latent = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+      loop_done = time.perf_counter()
       n = torch.tensor(lengths)
       feats = mld.vae.decode(latent.permute(1, 0, 2), n, int(max(lengths)))
-      return feats * std + mean
+      out = feats * std + mean
+      if timings is not None:
+        timings.update(text=text_done - start, loop=loop_done - text_done,
+                       decode=time.perf_counter() - loop_done)
+      return out
 
   return run
 
@@ -189,7 +200,8 @@ def torch_mld_pipeline(mld, clip, tokenizer, alphas_cumprod: np.ndarray, mean, s
 def end_to_end(args) -> None:
   import torch  # pylint: disable=import-outside-toplevel
   from benchmarks.torch_reference import MLDModel  # pylint: disable=import-outside-toplevel
-  from lead_jax.convert.mld_ckpt import state_dict_to_params  # pylint: disable=import-outside-toplevel
+  from lead_jax.convert.mld_ckpt import (  # pylint: disable=import-outside-toplevel
+      state_dict_to_params)
   from lead_jax.text.clip import load_clip  # pylint: disable=import-outside-toplevel
 
   mean, std = load_stats()
@@ -231,27 +243,42 @@ def end_to_end(args) -> None:
   print("-" * len(header))
   for batch in args.batches:
     texts, lengths = batch_of(batch)
-    t_torch = float("nan")
+    calls = {}  # (method, dtype) -> call; timed round-robin so load changes hit every row alike
     if not args.skip_torch:
+      torch.set_num_threads(args.torch_threads)
       keys = motion_keys(jax.random.key(0), np.arange(batch), np.zeros(batch, int))
       z = np.asarray(jax.vmap(lambda k: jax.random.normal(k, (1, 256)))(keys))
-      best = float("inf")
-      for threads in args.torch_threads:
-        torch.set_num_threads(threads)
-        best = min(best, timed(lambda: sample_torch(texts, lengths, z), args.repeats)[1])
-      t_torch = best
-      print(f"{batch:>5} | {'torch MLD':>12} | {'float32':>8} | {t_torch:>7.3f} | "
-            f"{batch / t_torch:>7.2f} | {1.0:>6.2f}x | {'-':>9} | {peak_rss_mib():>8.0f}",
-            flush=True)
+      calls["torch MLD", "float32"] = lambda: sample_torch(texts, lengths, z)
     for name, which, scheduler, steps, use_proj in variants:
       for dtype in args.dtypes:
-        pipe = pipes[which, dtype]
-        fn = lambda: pipe.generate(texts, lengths, jax.random.key(0), scheduler=scheduler,
-                                   steps=steps, use_projector=use_proj)
-        first, t = timed(fn, args.repeats)
-        print(f"{batch:>5} | {name:>12} | {dtype:>8} | {t:>7.3f} | {batch / t:>7.2f} | "
-              f"{t_torch / t:>6.2f}x | {first - t:>9.1f} | {peak_rss_mib():>8.0f}", flush=True)
+        calls[name, dtype] = (lambda pipe=pipes[which, dtype], scheduler=scheduler, steps=steps,
+                              use_proj=use_proj: pipe.generate(
+                                  texts, lengths, jax.random.key(0), scheduler=scheduler,
+                                  steps=steps, use_projector=use_proj))
+    first, peak, times = {}, {}, {k: [] for k in calls}
+    for k, fn in calls.items():
+      start = time.perf_counter()
+      fn()
+      first[k] = time.perf_counter() - start
+      peak[k] = peak_rss_mib()
+    for _ in range(args.repeats):
+      for k, fn in calls.items():
+        start = time.perf_counter()
+        fn()
+        times[k].append(time.perf_counter() - start)
+    t = {k: statistics.median(v) for k, v in times.items()}
+    t_torch = t.get(("torch MLD", "float32"), float("nan"))
+    for (name, dtype), seconds in t.items():
+      compile_s = "-" if name == "torch MLD" else f"{max(first[name, dtype] - seconds, 0):.1f}"
+      print(f"{batch:>5} | {name:>12} | {dtype:>8} | {seconds:>7.3f} | {batch / seconds:>7.2f} | "
+            f"{t_torch / seconds:>6.2f}x | {compile_s:>9} | {peak[name, dtype]:>8.0f}", flush=True)
     if args.profile:
+      if not args.skip_torch:
+        parts = {}
+        sample_torch(texts, lengths, z, timings=parts)
+        print(f"      torch MLD: text (CLIP, {2 * batch} x 77 tokens) {parts['text']:.3f} s, "
+              f"50 guided DDIM steps {parts['loop']:.3f} s, decode ({batch} x {max(lengths)} "
+              f"frames) {parts['decode']:.3f} s")
       profile(pipes["lcm", args.dtypes[0]], texts, lengths, args.repeats, args.lcm_steps[0])
   tmp.cleanup()
 
@@ -264,20 +291,23 @@ def profile(pipe: Pipeline, texts: list[str], lengths: list[int], repeats: int,
   tokens = jax.tree.map(jnp.asarray, tokens)
   n = prompts.next_pow2(len(texts))
   frames = prompts.frame_bucket(max(lengths), pipe.max_frames)
-  text_fn = jax.jit(lambda p, tok: enc.encode_embeddings(p, enc.embed_tokens(p, tok.ids), tok)[0])
+  options = precision.compiler_options(pipe.matmul_dtype)  # as the generation program's
+  text_fn = jax.jit(lambda p, tok: enc.encode_embeddings(p, enc.embed_tokens(p, tok.ids), tok)[0],
+                    compiler_options=options)
   pooled = text_fn(enc.params, tokens)
   keys = motion_keys(jax.random.key(0), np.arange(n), np.zeros(n, int))
   state = pipe.scheduler_state("lcm", steps)
   params = pipe.compute_params
   sample_fn = jax.jit(lambda p, c, k: synthesis.sample(pipe.denoiser, p, k, c, None,
-                                                       jnp.float32(7.5), state))
+                                                       jnp.float32(7.5), state),
+                      compiler_options=options)
   cond = pooled[jnp.zeros(n, jnp.int32)]
   z0 = sample_fn(params["denoiser"], cond, keys)
   lens = jnp.asarray(np.resize(lengths, n), jnp.int32)
-  decode_fn = jax.jit(lambda p, z, l: synthesis.decode(pipe.vae, p, z, l, frames,
-                                                       jnp.asarray(pipe.mean), jnp.asarray(pipe.std),
+  mean, std = jnp.asarray(pipe.mean), jnp.asarray(pipe.std)
+  decode_fn = jax.jit(lambda p, z, l: synthesis.decode(pipe.vae, p, z, l, frames, mean, std,
                                                        pipe.joints_num),
-                      compiler_options=precision.compiler_options(pipe.matmul_dtype))
+                      compiler_options=options)
   parts = {
       f"text ({tokens.ids.shape[0]} x {tokens.ids.shape[1]} tokens)":
           lambda: jax.block_until_ready(text_fn(enc.params, tokens)),
@@ -306,24 +336,27 @@ def quality(args) -> None:
   embedder = embedders.TrainedEmbedder(stage_io.load_trained_evaluator(args.evaluator), mean, std)
   config = ml_collections.ConfigDict(checkpoints.load_config(workdirs / "projector"))
   config.data.update(batch_size=32, prefetch=0)
-  batches = protocol.stream_batches(config, ddim.text_encoder, "test")
+  batches = protocol.stream_batches(config, ddim.text_encoder, args.split)
   methods = {"LEAD DDIM 50": protocol.pipeline_generator(ddim, True, steps=50),
              "MLD DDIM 50": protocol.pipeline_generator(ddim, False, steps=50)}
   methods.update(protocol.lcm_methods(fast, steps=tuple(args.lcm_steps)))
   settings = protocol.ProtocolSettings(replications=args.replications, mm_prompts=0)
   result = protocol.evaluate(embedder, batches, methods, settings, mean, std,
                              progress=lambda s: print(s, file=sys.stderr))
-  print(f"\nquality on the demo model, {args.replications} replications of the test split "
-        f"(n = {result['settings']['effective']})")
-  print(f"{'method':>26} | {'FID':>14} | {'R@1':>14} | {'R@3':>14}")
+  eff = result["settings"]["effective"]
+  columns = ["FID"] + [f"R@{k + 1}" for k in range(eff["top_k"])] + ["Diversity"]
+  print(f"\nquality on the demo model: {args.replications} replications of the {args.split!r} "
+        f"split (R-precision in groups of {eff['group_size']})")
+  print(f"{'method':>26} | " + " | ".join(f"{c:>14}" for c in columns))
   for name, row in result["summary"].items():
     cell = lambda k: f"{row[k]['mean']:.3f} ±{row[k]['ci95']:.3f}"
-    print(f"{name:>26} | {cell('FID'):>14} | {cell('R@1'):>14} | {cell('R@3'):>14}")
+    print(f"{name:>26} | " + " | ".join(f"{cell(c):>14}" for c in columns))
 
 
 def mti(args) -> None:
   """Motion textual inversion seconds per step (lead space, MiniLM, full-size models)."""
-  from lead_jax.commands.pipeline_args import inversion_config  # pylint: disable=import-outside-toplevel
+  from lead_jax.commands.pipeline_args import (  # pylint: disable=import-outside-toplevel
+      inversion_config)
   from lead_jax.text import load_text_encoder  # pylint: disable=import-outside-toplevel
   from lead_jax.train import inversion  # pylint: disable=import-outside-toplevel
   mean, std = load_stats()
@@ -352,13 +385,15 @@ def main() -> int:
                       choices=("float32", "bfloat16"))
   parser.add_argument("--lcm-steps", type=int, nargs="+", default=[1, 2, 4])
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--torch-threads", type=int, nargs="+", default=[2],
-                      help="torch thread counts to try; the fastest is kept")
+  parser.add_argument("--torch-threads", type=int, default=2,
+                      help="torch threads (on a busy CPU, 1 can beat 2)")
   parser.add_argument("--skip-torch", action="store_true")
   parser.add_argument("--profile", action="store_true", help="time the pieces of an LCM call")
   parser.add_argument("--quality", default=None, help="a `lead-jax demo` output folder")
   parser.add_argument("--evaluator", default=None, help="trained evaluator workdir (--quality)")
   parser.add_argument("--replications", type=int, default=3)
+  parser.add_argument("--split", default="all",
+                      help="split scored by --quality (the demo's 15 clips: 'all'; 'test' has 2)")
   parser.add_argument("--mti", action="store_true", help="motion textual inversion s/step")
   args = parser.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs; "

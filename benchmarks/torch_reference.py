@@ -181,7 +181,8 @@ def timestep_sinusoid(t, dim: int, flip_sin_to_cos: bool = True, freq_shift: flo
 
 class MldDenoiser(nn.Module):
   """MLD's denoiser (`mem_pos`: MLD's unused second PE, absent from MotionLCM's); with
-  `time_cond_proj_dim` MotionLCM's student, conditioned on the guidance embedding `timestep_cond`."""
+  `time_cond_proj_dim`, MotionLCM's student, conditioned on the guidance embedding
+  `timestep_cond`."""
 
   def __init__(self, text_dim: int = 768, d: int = 256, ff: int = 1024, num_layers: int = 9,
                heads: int = 4, dropout: float = 0.1, time_cond_proj_dim: int | None = None,
@@ -240,8 +241,8 @@ def lcm_boundary_scalings(t, sigma_data: float = 0.5, timestep_scaling: float = 
 def lcm_sample(denoiser, z, text, w, timesteps, alphas_cumprod, noises):
   """MotionLCM's sampling loop (`MLD._diffusion_reverse` with a `time_cond_proj_dim` denoiser and
   diffusers' LCMScheduler, epsilon, set_alpha_to_one False): no CFG doubling, the guidance scale s
-  enters as `w = s - 1` embedded; each step's `denoised = c_out x0 + c_skip z`, re-noised to the next
-  timestep with `noises[i]` (B, 1, d) except after the last.
+  enters as `w = s - 1` embedded; each step's `denoised = c_out x0 + c_skip z`, re-noised to the
+  next timestep with `noises[i]` (B, 1, d) except after the last.
 
   Args: z (B, 1, d) initial noise; text (B, 1, E); w (B,) = guidance_scale - 1; timesteps a list of
   ints (e.g. [999, 759, 499, 259]); alphas_cumprod (1000,) float32 tensor.

@@ -6,7 +6,8 @@ lcm_humanml3d.py) at demo size: batch 8, a short warm-up, a higher learning rate
       --config.dependencies.vae_workdir=demo/workdirs/vae \
       --config.dependencies.denoiser_workdir=demo/workdirs/denoiser
   lead-jax sample --workdir demo/workdirs/lcm --scheduler lcm --steps 1 --prompt "a person walks."
-Expected: about a minute on 2 CPU cores (2,000 steps); the Huber loss settles around 1e-2.
+Expected: about a minute on 2 CPU cores (2,000 steps); the Huber loss stays near 0.3 (the
+teacher's and target's dropout), eval/huber (no dropout) ends near 0.1.
 """
 
 from configs import common

@@ -145,9 +145,8 @@ def test_sampling_matches_motionlcm_loop(imported, pipe, steps, monkeypatch):
   z0, timesteps = _motionlcm_reverse(den, z_init, text, steps, 7.5, noises, monkeypatch)
   assert timesteps == {1: [999], 2: [999, 499], 4: [999, 759, 499, 259]}[steps]
   with torch.no_grad():  # our PyTorch re-statement (benchmarks) is the same loop
-    restated = ref.lcm_sample(den, z_init, text, torch.full((3,), 6.5), timesteps,
-                              torch.from_numpy(np.array(pipe.scheduler_state("lcm").alphas_cumprod)),
-                              noises)
+    abar = torch.from_numpy(np.array(pipe.scheduler_state("lcm").alphas_cumprod))
+    restated = ref.lcm_sample(den, z_init, text, torch.full((3,), 6.5), timesteps, abar, noises)
     feats = imported["model"].vae.decode(z0.permute(1, 0, 2), torch.full((3,), LENGTH), LENGTH)
   np.testing.assert_allclose(restated.numpy(), z0.numpy(), rtol=1e-5, atol=1e-5)
   from lead_jax.generate import synthesis

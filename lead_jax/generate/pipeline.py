@@ -131,8 +131,9 @@ class Pipeline:
     `ema_params` when saved, else `params`; `params_item` overrides that rule). The projector's
     config names `dependencies.denoiser_workdir` and `vae_workdir` (a denoiser's config names
     `vae_workdir`); keyword arguments override them: `denoiser_workdir` may name an LCM stage
-    (LEAD-MotionLCM: the projector trained on the same VAE is reused unchanged). The text encoder is the denoiser config's
-    `text_encoder.kind` at `dependencies.text_encoder_path`; Mean/Std come from `data.dir` (or
+    (LEAD-MotionLCM: the projector trained on the same VAE is reused unchanged). The text encoder
+    is the denoiser config's `text_encoder.kind` at `dependencies.text_encoder_path`; Mean/Std
+    come from `data.dir` (or
     `data_dir`, or arrays/paths `mean`, `std`). Raises `MissingFileError` / `WeightsError` /
     `ConfigError` naming the workdir.
     """
@@ -237,8 +238,8 @@ class Pipeline:
   # ---- generation --------------------------------------------------------------------------------
   def _program(self, params: Mapping[str, Any], text_params: Any, extra_rows: jax.Array,
                tokens: TokenBatch, uncond_emb: jax.Array, prompt_index: jax.Array,
-               lengths: jax.Array, key: jax.Array, motion_ids: jax.Array, guidance_scale: jax.Array,
-               state: SchedulerState, mean: jax.Array, std: jax.Array, *, use_projector: bool,
+               lengths: jax.Array, key: jax.Array, motion_ids: jax.Array,
+               guidance_scale: jax.Array, state: SchedulerState, mean: jax.Array, std: jax.Array, *, use_projector: bool,
                frames: int) -> tuple[jax.Array, jax.Array]:
     """The jitted generation program.
 

@@ -14,14 +14,15 @@ Per batch, with the VAE and the text encoder frozen (caption embeddings precompu
   z_t     = sqrt(abar_t) z + sqrt(1 - abar_t) eps;  w ~ U[lcm.w_min, lcm.w_max]     [B]
   online  pred = c_skip(t) z_t + c_out(t) F(online(z_t, t, c, w))
   teacher x0 = x0_c + w (x0_c - x0_u), e = e_c + w (e_c - e_u)     (c_u = the "" embedding)
-          z_s  = sqrt(abar'_n) x0 + sqrt(1 - abar'_n) e             abar'_n = abar_{t-k}, abar_0 at n=0
+          z_s  = sqrt(abar'_n) x0 + sqrt(1 - abar'_n) e     abar'_n = abar_{t-k} (abar_0 at n = 0)
   target  tgt  = c_skip(s) z_s + c_out(s) F(target(z_s, s, c, w))   (no gradient)
   loss    mean(sqrt((pred - tgt)^2 + c^2) - c)                      Huber, c = loss.huber_c (0.001)
 F(eps) = (z - sqrt(1 - abar) eps) / sqrt(abar); c_skip, c_out: the LCM boundary scalings
 (`diffusion.lcm_boundary_scalings`: sigma_data 0.5, timestep scaling 10). MotionLCM V1 never
 switches its teacher or target network to eval mode, so both run with dropout during distillation
-(`lcm.teacher_dropout`, `lcm.target_dropout`, True in the paper configs); the frozen VAE runs without
-dropout unless `loss.vae_dropout` (as the denoiser stage, whose latents the teacher learnt).
+(`lcm.teacher_dropout`, `lcm.target_dropout`, True in the paper configs); the frozen VAE runs
+without dropout unless `loss.vae_dropout` (as in the denoiser stage, whose latents the teacher
+learnt).
 Randomness is split by purpose from the step key: latent, index, noise, w, and one dropout key per
 network.
 
@@ -228,8 +229,8 @@ def load_teacher(config) -> stage_io.Stage:
   workdir = stage_io.dependency_workdir(config, "denoiser")
   teacher = stage_io.load_stage(workdir, "denoiser")
   if teacher.kind != "denoiser" or teacher.module.cond_proj_dim:
-    raise ConfigError(f"{workdir}: the teacher must be an MLD denoiser trained with classifier-free "
-                      f"guidance, found a {teacher.kind} stage with cond_proj_dim="
+    raise ConfigError(f"{workdir}: the teacher must be an MLD denoiser trained with "
+                      f"classifier-free guidance, found a {teacher.kind} stage with cond_proj_dim="
                       f"{teacher.module.cond_proj_dim} (a consistency-distilled student)")
   diffs = []
   for name in ("denoiser", "scheduler", "text_encoder"):

@@ -72,8 +72,9 @@ def test_distillation_step_matches_motionlcm():
   np.testing.assert_array_equal(extra["s"], np.maximum(t - 20, 0))
   with torch.no_grad():
     want_pred, want_tgt = ref.lcm_distillation_targets(
-        online.denoiser, teacher.denoiser, target.denoiser, torch.from_numpy(np.array(extra["z_t"])),
-        torch.from_numpy(t.astype(np.int64)), torch.from_numpy(w), torch.from_numpy(np.array(text))[:, None],
+        online.denoiser, teacher.denoiser, target.denoiser,
+        torch.from_numpy(np.array(extra["z_t"])), torch.from_numpy(t.astype(np.int64)),
+        torch.from_numpy(w), torch.from_numpy(np.array(text))[:, None],
         torch.from_numpy(np.array(null))[None, None].expand(6, 1, 8),
         torch.from_numpy(np.array(scheduler.alphas_cumprod)))
   np.testing.assert_allclose(np.asarray(pred), want_pred.numpy(), rtol=1e-4, atol=1e-4)
