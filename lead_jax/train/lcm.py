@@ -162,10 +162,11 @@ class Distillation:
 
 
 def clean_latents(vae: nn.Module, frozen: Mapping[str, Any], batch: Mapping[str, jax.Array],
-                  key: jax.Array, config) -> jax.Array:
-  """The step's clean latents `[B, 1, d]`: the frozen VAE's (`loss.latent`, `loss.vae_dropout`)."""
+                  key: jax.Array, config, train: bool = True) -> jax.Array:
+  """The clean latents `[B, 1, d]` of a batch, the one place the stage gets them: the frozen
+  VAE's (`loss.latent`; dropout when `train` and `loss.vae_dropout`)."""
   return encode_latents(vae, frozen["vae"], batch, key, config.loss.latent,
-                        bool(config.loss.vae_dropout))
+                        train and bool(config.loss.vae_dropout))
 
 
 def make_loss_fn(distill: Distillation, vae: nn.Module, config) -> LossFn:
@@ -196,7 +197,7 @@ def make_eval_fn(distill: Distillation, vae: nn.Module, config, eval_stream, fro
   @jax.jit
   def eval_step(params, target_params, batch, frozen, key):
     k_latent, k_distill = jax.random.split(key)
-    z = encode_latents(vae, frozen["vae"], batch, k_latent, config.loss.latent)
+    z = clean_latents(vae, frozen, batch, k_latent, config, train=False)
     pred, target, _ = distill.targets(params, frozen["teacher"], target_params, z,
                                       batch["text_emb"], frozen["null_text_emb"], k_distill)
     per_row = jnp.mean(jnp.sqrt(jnp.square(pred - target) + c * c) - c, axis=(1, 2))
