@@ -1,5 +1,7 @@
 """Compact PyTorch re-statement of MLD's motion VAE and denoiser, written from the reference facts
-(docs reference §2, §3, §10), sequence-first as MLD, with MLD's checkpoint key names.
+(docs reference §2, §3, §10), sequence-first as MLD, with MLD's checkpoint key names; and
+MotionLCM's additions (§6.1): the guidance embedding (`time_embedding.cond_proj`), its LCM sampling
+loop and its consistency-distillation targets.
 
 `MLDModel(nfeats, text_dim)` has submodules `vae` and `denoiser`, so `state_dict()` keys are
 `vae.skel_embedding.weight`, `vae.encoder.input_blocks.0.self_attn.in_proj_weight`, ...,
@@ -10,6 +12,10 @@ parity tests of `lead_jax.convert.mld_ckpt` and as benchmark baselines. Needs `t
   z, mu, logvar = model.vae.encode(feats, lengths)      # feats (B, T, 263) -> (1, B, 256)
   feats = model.vae.decode(z, lengths)                  # -> (B, T, 263), padded frames zero
   eps = model.denoiser(z_t, t, text)                    # (B, 1, 256), (B,), (B, 1, 768)
+
+  lcm = MotionLCMModel(263, 768).eval()                 # keys of motionlcm_humanml.ckpt
+  eps = lcm.denoiser(z_t, t, text, guidance_scale_embedding(w, 256))
+  z0 = lcm_sample(lcm.denoiser, z_T, text, w, [999, 499], alphas_cumprod, noises)
 """
 
 from __future__ import annotations
@@ -138,12 +144,31 @@ class MldVae(nn.Module):
 
 
 class TimestepEmbedding(nn.Module):
-  def __init__(self, channels: int, out: int):
+  """diffusers' TimestepEmbedding; with `cond_proj_dim` (MotionLCM) a bias-free zero-initialised
+  `cond_proj` Linear maps the guidance embedding onto the sinusoid first."""
+
+  def __init__(self, channels: int, out: int, cond_proj_dim: int | None = None):
     super().__init__()
+    self.cond_proj = None
+    if cond_proj_dim is not None:
+      self.cond_proj = nn.Linear(cond_proj_dim, channels, bias=False)
+      nn.init.zeros_(self.cond_proj.weight)
     self.linear_1, self.linear_2 = nn.Linear(channels, out), nn.Linear(out, out)
 
-  def forward(self, x):
+  def forward(self, x, cond=None):
+    if cond is not None:
+      x = x + self.cond_proj(cond)
     return self.linear_2(F.silu(self.linear_1(x)))
+
+
+def guidance_scale_embedding(w, dim: int = 256):
+  """MotionLCM's `guidance_scale_embedding`: w (B,) -> (B, dim), [sin, cos] of 1000 w over
+  frequencies exp(-ln(10000) i / (dim/2 - 1))."""
+  half = dim // 2
+  freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -(math.log(10000.0) / (half - 1)))
+  args = (w.float() * 1000.0)[:, None] * freqs[None]
+  emb = torch.cat([torch.sin(args), torch.cos(args)], 1)
+  return F.pad(emb, (0, 1)) if dim % 2 else emb
 
 
 def timestep_sinusoid(t, dim: int, flip_sin_to_cos: bool = True, freq_shift: float = 0.0):
@@ -155,20 +180,28 @@ def timestep_sinusoid(t, dim: int, flip_sin_to_cos: bool = True, freq_shift: flo
 
 
 class MldDenoiser(nn.Module):
+  """MLD's denoiser (`mem_pos`: MLD's unused second PE, absent from MotionLCM's); with
+  `time_cond_proj_dim`, MotionLCM's student, conditioned on the guidance embedding
+  `timestep_cond`."""
+
   def __init__(self, text_dim: int = 768, d: int = 256, ff: int = 1024, num_layers: int = 9,
-               heads: int = 4, dropout: float = 0.1):
+               heads: int = 4, dropout: float = 0.1, time_cond_proj_dim: int | None = None,
+               mem_pos: bool = True):
     super().__init__()
     self.text_dim = text_dim
-    self.time_embedding = TimestepEmbedding(text_dim, d)
+    self.time_cond_proj_dim = time_cond_proj_dim
+    self.time_embedding = TimestepEmbedding(text_dim, d, time_cond_proj_dim)
     self.emb_proj = nn.Sequential(nn.ReLU(), nn.Linear(text_dim, d))
     self.query_pos = LearnedPE(d)
-    self.mem_pos = LearnedPE(d)  # unused (as in MLD's trans_enc)
+    if mem_pos:
+      self.mem_pos = LearnedPE(d)  # unused (as in MLD's trans_enc)
     self.encoder = SkipStack(EncoderLayer(d, heads, ff, dropout), num_layers, d)
 
-  def forward(self, sample, timestep, text):
-    """(B, 1, d), (B,), (B, 1, text_dim) -> eps (B, 1, d)."""
+  def forward(self, sample, timestep, text, timestep_cond=None):
+    """(B, 1, d), (B,) or (), (B, 1, text_dim)[, (B, cond_proj_dim)] -> eps (B, 1, d)."""
     sample = sample.permute(1, 0, 2)
-    t_emb = self.time_embedding(timestep_sinusoid(timestep.expand(sample.shape[1]), self.text_dim))
+    t_emb = self.time_embedding(timestep_sinusoid(timestep.expand(sample.shape[1]), self.text_dim),
+                                timestep_cond)
     text = self.emb_proj(text.permute(1, 0, 2))
     xseq = self.query_pos(torch.cat([sample, t_emb[None], text], 0))
     return self.encoder(xseq)[:1].permute(1, 0, 2)
@@ -233,3 +266,76 @@ def t2m_evaluator(dim_pose: int = 263, seed: int = 1) -> dict[str, nn.Module]:
       nets[name].output_net[1].weight.uniform_(0.5, 1.5)
       nets[name].output_net[1].bias.uniform_(-0.5, 0.5)
   return nets
+
+
+class MotionLCMModel(nn.Module):
+  """Holder with the prefixes of MotionLCM V1's checkpoints: `vae.*` and a `denoiser.*` with
+  `time_embedding.cond_proj.weight` and no `mem_pos` (`time_cond_proj_dim` 256)."""
+
+  def __init__(self, nfeats: int = 263, text_dim: int = 768, time_cond_proj_dim: int = 256,
+               **kwargs):
+    super().__init__()
+    self.vae = MldVae(nfeats, **kwargs)
+    self.denoiser = MldDenoiser(text_dim, time_cond_proj_dim=time_cond_proj_dim, mem_pos=False,
+                                **kwargs)
+
+
+def _abar(alphas_cumprod, t: int):
+  return alphas_cumprod[t] if t >= 0 else alphas_cumprod[0]  # set_alpha_to_one=False
+
+
+def lcm_boundary_scalings(t, sigma_data: float = 0.5, timestep_scaling: float = 10.0):
+  """(c_skip, c_out) of the consistency function at timestep t (LCM, MotionLCM)."""
+  s = t * timestep_scaling
+  return sigma_data**2 / (s**2 + sigma_data**2), s / (s**2 + sigma_data**2) ** 0.5
+
+
+def lcm_sample(denoiser, z, text, w, timesteps, alphas_cumprod, noises):
+  """MotionLCM's sampling loop (`MLD._diffusion_reverse` with a `time_cond_proj_dim` denoiser and
+  diffusers' LCMScheduler, epsilon, set_alpha_to_one False): no CFG doubling, the guidance scale s
+  enters as `w = s - 1` embedded; each step's `denoised = c_out x0 + c_skip z`, re-noised to the
+  next timestep with `noises[i]` (B, 1, d) except after the last.
+
+  Args: z (B, 1, d) initial noise; text (B, 1, E); w (B,) = guidance_scale - 1; timesteps a list of
+  ints (e.g. [999, 759, 499, 259]); alphas_cumprod (1000,) float32 tensor.
+  """
+  cond = guidance_scale_embedding(w, denoiser.time_cond_proj_dim)
+  for i, t in enumerate(timesteps):
+    eps = denoiser(z, torch.tensor(t), text, cond)
+    a_t = alphas_cumprod[t]
+    x0 = (z - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+    c_skip, c_out = lcm_boundary_scalings(float(t))
+    denoised = c_out * x0 + c_skip * z
+    if i + 1 == len(timesteps):
+      return denoised
+    a_prev = _abar(alphas_cumprod, timesteps[i + 1])
+    z = a_prev.sqrt() * denoised + (1 - a_prev).sqrt() * noises[i]
+  return z
+
+
+def lcm_distillation_targets(online, teacher, target, z_t, t, w, text, uncond, alphas_cumprod,
+                             skip: int = 20):
+  """MotionLCM's distillation step (`train_motionlcm.py`) from given draws: z_t (B, 1, d) at
+  integer timesteps t (B,) (each (n+1) skip - 1), w (B,), text / uncond (B, 1, E). Returns
+  (online prediction, target), each (B, 1, d): the online consistency output at t, and the target
+  network's at s = max(t - skip, 0) after the teacher's guided DDIM step t -> s."""
+  alphas, sigmas = alphas_cumprod.sqrt(), (1 - alphas_cumprod).sqrt()
+  col = lambda x: x[:, None, None]
+
+  def origin(eps, steps, sample):
+    return (sample - col(sigmas[steps]) * eps) / col(alphas[steps])
+
+  s = torch.clamp(t - skip, min=0)
+  w_emb = guidance_scale_embedding(w, online.time_cond_proj_dim)
+  c_skip_t, c_out_t = (col(x) for x in lcm_boundary_scalings(t.double()))
+  c_skip_s, c_out_s = (col(x) for x in lcm_boundary_scalings(s.double()))
+  pred = c_skip_t.float() * z_t + c_out_t.float() * origin(online(z_t, t, text, w_emb), t, z_t)
+  eps_c, eps_u = teacher(z_t, t, text), teacher(z_t, t, uncond)
+  x0_c, x0_u = origin(eps_c, t, z_t), origin(eps_u, t, z_t)
+  x0 = x0_c + col(w) * (x0_c - x0_u)
+  eps = eps_c + col(w) * (eps_c - eps_u)
+  index = (t + 1) // skip - 1
+  prev = torch.where(index > 0, alphas_cumprod[torch.clamp(t - skip, min=0)], alphas_cumprod[0])
+  z_s = col(prev.sqrt()) * x0 + col((1 - prev).sqrt()) * eps
+  tgt = c_skip_s.float() * z_s + c_out_s.float() * origin(target(z_s, s, text, w_emb), s, z_s)
+  return pred, tgt

@@ -11,7 +11,10 @@ decodes with.
   den = load_dependency(config, "vae")              # the frozen VAE a stage config names
   mean, std = dataset_stats(den.config)             # Mean/Std [D] of the data it trained on
 
-A stage's kind is its config's last model section in `STAGE_ORDER` (`stage_kind`).
+A stage's kind is its config's last model section in `STAGE_ORDER` (`stage_kind`), or 'lcm' for
+a consistency-distilled denoiser (a config with an `lcm` section: `lead_jax.train.lcm`), or
+'evaluator'. An LCM workdir holds a denoiser (with MotionLCM's guidance embedding) and loads
+wherever a denoiser stage is asked for (`load_stage(workdir, "denoiser")`).
 
 Provenance: each checkpoint's meta records what the stage was trained with
 (`training_provenance`, saved by `lead_jax.train.loop`): the fingerprint of the dataset statistics
@@ -48,8 +51,12 @@ from lead_jax.models import abstract_params, build_denoiser, build_projector, bu
 
 # Model sections in the order the stages are trained; a config's kind is the last one present.
 STAGE_ORDER = ("vae", "denoiser", "projector")
+LCM = "lcm"  # consistency distillation of a denoiser: its module is the `denoiser` section's
 EVALUATOR = "evaluator"
-KINDS = STAGE_ORDER + (EVALUATOR,)
+KINDS = STAGE_ORDER + (LCM, EVALUATOR)
+# The module section each kind's weights belong to.
+MODULE_SECTION = {"vae": "vae", "denoiser": "denoiser", "projector": "projector",
+                  LCM: "denoiser", EVALUATOR: EVALUATOR}
 # The frozen stages each stage trains on (whose exact weights its own weights assume). A kind not
 # listed (e.g. a distilled student) records every dependency its config names.
 TRAINED_ON = {"vae": (), "denoiser": ("vae",), "projector": ("vae",), EVALUATOR: ()}
@@ -67,9 +74,12 @@ class DependencyWarning(LeadJaxWarning):
 
 
 def stage_kind(config: Mapping[str, Any]) -> str:
-  """'evaluator' for an evaluator config, else the last of vae < denoiser < projector present."""
+  """'evaluator' for an evaluator config, 'lcm' for a consistency-distillation config (an `lcm`
+  section), else the last of vae < denoiser < projector present."""
   if EVALUATOR in config:
     return EVALUATOR
+  if LCM in config:
+    return LCM
   present = [s for s in STAGE_ORDER if s in config]
   if not present:
     raise ConfigError(f"the config has none of the model sections {KINDS} (found "
@@ -81,11 +91,12 @@ def build_module(kind: str, config: Mapping[str, Any]) -> nn.Module:
   """The Flax module of stage `kind` from its config section."""
   if kind not in KINDS:
     raise ConfigError(f"unknown stage {kind!r}; expected one of {KINDS}")
-  if kind not in config:
-    raise ConfigError(f"the config has no '{kind}' section (found {sorted(config)})")
+  section = MODULE_SECTION[kind]
+  if section not in config:
+    raise ConfigError(f"the config has no '{section}' section (found {sorted(config)})")
   builders = {"vae": build_vae, "denoiser": build_denoiser, "projector": build_projector,
               EVALUATOR: trainable_evaluator.build}
-  return builders[kind](config[kind])
+  return builders[section](config[section])
 
 
 def module_shapes(kind: str, module: nn.Module) -> Any:
@@ -93,7 +104,13 @@ def module_shapes(kind: str, module: nn.Module) -> Any:
   if kind == EVALUATOR:
     return jax.eval_shape(lambda key: trainable_evaluator.init_params(module, key),
                           jax.random.key(0))
-  return abstract_params(kind, module)
+  return abstract_params(MODULE_SECTION[kind], module)
+
+
+def is_kind(found: str, kind: str) -> bool:
+  """Whether a stage of kind `found` serves where a `kind` stage is asked for (an LCM student
+  serves as a denoiser)."""
+  return found == kind or (kind == "denoiser" and found == LCM)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +171,8 @@ def load_stage(workdir: str | os.PathLike, kind: str | None = None, *,
                step: int | str | None = None, item: str | None = None) -> Stage:
   """Loads the stage trained in `workdir` at `step` (latest; 'best'; a number).
 
-  `kind` (optional) is checked against the saved config. `item` overrides the weight rule
+  `kind` (optional) is checked against the saved config ('denoiser' also accepts an LCM
+  student, whose `Stage.kind` stays 'lcm'). `item` overrides the weight rule
   ('params' to study the raw weights of a stage that kept an EMA). Raises `MissingFileError` (no workdir or
   checkpoint), `ConfigError` (wrong kind) or `WeightsError` (weights that do not fit the module),
   each naming the workdir.
@@ -170,7 +188,7 @@ def load_stage(workdir: str | os.PathLike, kind: str | None = None, *,
   meta, saved_config = checkpoints.load_json_items(workdir, at)
   config = ml_collections.ConfigDict(saved_config)
   found = stage_kind(config)
-  if kind is not None and found != kind:
+  if kind is not None and not is_kind(found, kind):
     raise ConfigError(f"{workdir} holds a {found} stage (config sections {sorted(config)}), not a "
                       f"{kind} stage")
   module = build_module(found, config)

@@ -9,10 +9,11 @@ Stages (each reuses what an earlier run left in OUT):
              (HumanML3D layout, captions from the clip names with paraphrases);
   2. motion: features -> joints round trip on every clip (error table), BVH export and re-read,
              a key-frame strip and an animation of the clips;
-  3. train:  VAE, denoiser and LEAD projector with the tiny demo configs (MiniLM text encoder) in
-             OUT/workdirs/{vae,denoiser,projector};
-  4. sample: motions for a handful of prompts with and without the projector (OUT/samples,
-             index.json), loss curves, and OUT/report.md linking everything.
+  3. train:  VAE, denoiser, its MotionLCM student and the LEAD projector with the tiny demo configs
+             (MiniLM text encoder) in OUT/workdirs/{vae,denoiser,lcm,projector};
+  4. sample: motions for a handful of prompts with and without the projector, and with the LCM
+             student at 1 and 4 steps beside 50 DDIM steps (OUT/samples, index.json), loss curves,
+             and OUT/report.md linking everything.
 """
 
 from __future__ import annotations

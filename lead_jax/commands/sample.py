@@ -4,12 +4,16 @@ Usage:
   lead-jax sample --workdir runs/projector --prompt "a person walks forward." --length 120 --out gen
   lead-jax sample --workdir runs/projector --prompts prompts.txt --num-samples 3 --seed 1 --out gen
   lead-jax sample --workdir runs/denoiser --prompt "someone jumps" --out gen_mld   # MLD mode
+  lead-jax sample --workdir runs/lcm --steps 1 --prompt "someone jumps" --out gen_lcm  # MotionLCM
+  lead-jax sample --workdir runs/projector --denoiser-workdir runs/lcm --scheduler lcm --steps 4 \
+      --prompt "someone jumps" --out gen_lead_lcm                          # LEAD-MotionLCM
   lead-jax sample --workdir runs/projector --concept dance-x.npz --prompt "a person <dance-x>" \
       --out gen_concept
 
-`--workdir` is the last trained stage's workdir (the projector's; the denoiser's for MLD mode); its
-config names the workdirs of the stages it depends on (override with --denoiser-workdir /
---vae-workdir). A prompts file has one prompt per line, `LENGTH caption` (as MLD's example file) or
+`--workdir` is the last trained stage's workdir (the projector's; the denoiser's for MLD mode; an
+LCM stage's for MotionLCM, sampled with the LCM scheduler at 1, 2 or 4 steps); its config names the
+workdirs of the stages it depends on (override with --denoiser-workdir, which may name an LCM
+stage, and --vae-workdir). A prompts file has one prompt per line, `LENGTH caption` (as MLD's example file) or
 just `caption` (then --length applies); blank lines and lines starting with '#' are skipped.
 
 Writes, per motion `P<prompt>_S<sample>`: `features/*.npy` ([T, 263], de-normalised),
@@ -40,7 +44,8 @@ from lead_jax.errors import InputError, LeadJaxWarning, MissingFileError, output
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--workdir", required=True,
-                      help="projector stage workdir (LEAD) or denoiser stage workdir (MLD mode)")
+                      help="projector stage workdir (LEAD), denoiser stage workdir (MLD mode) or LCM "
+                           "stage workdir (MotionLCM)")
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument("--prompt", action="append", help="a caption (repeatable)")
   source.add_argument("--prompts", help="file of lines 'LENGTH caption' or 'caption'")

@@ -1,6 +1,8 @@
-r"""Train one stage (VAE, denoiser, LEAD projector or evaluator) from a config, resuming from WORKDIR.
+r"""Train one stage (VAE, denoiser, LEAD projector, LCM distillation or evaluator) from a config,
+resuming from WORKDIR.
 
-The stage is the config's `evaluator` section when it has one, else its last model section:
+The stage is the config's `evaluator` section when it has one, 'lcm' when it has an `lcm` section
+(consistency distillation of `dependencies.denoiser_workdir`), else its last model section:
 `projector`, else `denoiser`, else `vae` (override with --stage; `lead_jax.workdir.stage_kind`).
 Progress bar on stderr; scalars in WORKDIR/metrics.jsonl and WORKDIR/tensorboard; checkpoints in
 WORKDIR/checkpoints. Devices: `--config.mesh.data` x `--config.mesh.fsdp` (default: data parallel
@@ -18,6 +20,10 @@ Examples:
       --config.data.dir=datasets/HumanML3D
   lead-jax train --config=configs/denoiser_humanml3d.py --workdir=runs/denoiser \
       --config.data.dir=datasets/HumanML3D --config.dependencies.vae_workdir=runs/vae \
+      --config.dependencies.text_encoder_path=deps/clip-vit-large-patch14
+  lead-jax train --config=configs/lcm_humanml3d.py --workdir=runs/lcm \
+      --config.data.dir=datasets/HumanML3D --config.dependencies.vae_workdir=runs/vae \
+      --config.dependencies.denoiser_workdir=runs/denoiser \
       --config.dependencies.text_encoder_path=deps/clip-vit-large-patch14
   lead-jax train --config=configs/evaluator_demo.py --workdir=runs/evaluator
   lead-jax train --config=configs/demo_vae.py --workdir=/tmp/demo_vae --multihost

@@ -16,6 +16,8 @@ The MTI protocol (Table 3) is `lead_jax.evaluation.mti`; tables are written by `
   result = evaluate(embedder, batches_fn, {"LEAD": gen}, ProtocolSettings(replications=20),
                     mean, std)
   report.write_report(result, "eval/")                 # table.md + table.json
+  fast = Pipeline.from_workdir("runs/projector", denoiser_workdir="runs/lcm")
+  methods = lcm_methods(fast, steps=(1, 2, 4))         # Table 5: MotionLCM / LEAD-MotionLCM rows
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from lead_jax.errors import InputError
+from lead_jax.errors import ConfigError, InputError
 from lead_jax.metrics import scores
 from lead_jax.metrics.embedders import Embedder
 from lead_jax.train import inputs
@@ -72,6 +74,27 @@ def pipeline_generator(pipeline: Any, use_projector: bool, guidance_scale: float
       out.append(np.pad(f, ((0, 0), (0, t_max - f.shape[1]), (0, 0))))
     return np.concatenate(out)
   return generate
+
+
+def lcm_methods(pipeline: Any, steps: tuple[int, ...] = (1, 2, 4), guidance_scale: float = 7.5,
+                batch_size: int = 64) -> dict[str, GenerateFn]:
+  """The rows of the paper's Table 5 from a pipeline whose denoiser is a consistency model
+  (`Pipeline.from_workdir(projector_workdir, denoiser_workdir=lcm_workdir)`, or an LCM workdir):
+  `MotionLCM (k steps)` (no projector) and, when the pipeline has a projector,
+  `LEAD-MotionLCM (k steps)` (the projector round trip), for each k in `steps`, sampled with the
+  LCM scheduler at `guidance_scale` (w = s - 1 embedded)."""
+  if not pipeline.is_consistency_model:
+    raise ConfigError(f"{pipeline.source or 'the pipeline'}: Table 5 needs a consistency-distilled "
+                      "denoiser (an LCM stage's workdir, e.g. --lcm-workdir); this one is MLD's")
+  methods: dict[str, GenerateFn] = {}
+  for k in steps:
+    label = f"({k} step{'s' if k > 1 else ''})"
+    methods[f"MotionLCM {label}"] = pipeline_generator(pipeline, False, guidance_scale, k,
+                                                       batch_size)
+    if pipeline.has_projector:
+      methods[f"LEAD-MotionLCM {label}"] = pipeline_generator(pipeline, True, guidance_scale, k,
+                                                              batch_size)
+  return methods
 
 
 def stream_batches(config: ml_collections.ConfigDict, text_encoder: Any,

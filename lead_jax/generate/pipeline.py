@@ -2,6 +2,8 @@
 
   pipe = Pipeline.from_workdir("runs/projector")          # LEAD (projector's workdir)
   pipe = Pipeline.from_workdir("runs/denoiser")           # MLD mode (no projector)
+  pipe = Pipeline.from_workdir("runs/lcm")                # MotionLCM (scheduler "lcm", 1-4 steps)
+  pipe = Pipeline.from_workdir("runs/projector", denoiser_workdir="runs/lcm")   # LEAD-MotionLCM
   pipe = Pipeline.from_mld_checkpoint("mld.ckpt", "deps/clip-vit-large-patch14",
                                       "data/Mean.npy", "data/Std.npy")
   out = pipe.generate(["a person walks forward."], [120], jax.random.key(0))
@@ -121,6 +123,7 @@ class Pipeline:
     self.matmul_dtype = precision.check_matmul_dtype(matmul_dtype)
     self._cast: tuple[Any, Any] | None = None
     self._uncond: np.ndarray | None = None
+    self._schedulers: dict[tuple[str, int], SchedulerState] = {}
     self.program = jax.jit(self._program, static_argnames=("use_projector", "frames"),
                            compiler_options=precision.compiler_options(self.matmul_dtype))
 
@@ -133,13 +136,16 @@ class Pipeline:
                    checkpoint: int | str | None = None, max_frames: int | None = None,
                    matmul_dtype: str = "float32",
                    allow_changed_dependencies: bool = False) -> "Pipeline":
-    """Loads the projector's workdir (LEAD) or the denoiser's (MLD mode) and the stages it names.
+    """Loads the projector's workdir (LEAD) or the denoiser's (MLD mode; an LCM stage's workdir:
+    MotionLCM) and the stages it names.
 
     Each stage's latest checkpoint gives its config and weights (`lead_jax.workdir.load_stage`:
     `ema_params` when saved, else `params`; `params_item` overrides that rule). The projector's
     config names `dependencies.denoiser_workdir` and `vae_workdir` (a denoiser's config names
-    `vae_workdir`); keyword arguments override them. The text encoder is the denoiser config's
-    `text_encoder.kind` at `dependencies.text_encoder_path`; Mean/Std come from `data.dir` (or
+    `vae_workdir`); keyword arguments override them: `denoiser_workdir` may name an LCM stage
+    (LEAD-MotionLCM: the projector trained on the same VAE is reused unchanged). The text encoder
+    is the denoiser config's `text_encoder.kind` at `dependencies.text_encoder_path`; Mean/Std
+    come from `data.dir` (or
     `data_dir`, or arrays/paths `mean`, `std`). Raises `MissingFileError` / `WeightsError` /
     `ConfigError` naming the workdir. `checkpoint` ('latest', 'best' or a step) picks the
     checkpoint of `workdir`; the stages it names are loaded at its config's
@@ -149,8 +155,8 @@ class Pipeline:
     workdir = str(workdir)
     top = stage_io.load_stage(workdir, item=params_item, step=checkpoint)
     deps_step = top.config.dependencies.checkpoint
-    stages = {top.kind: top}
     if top.kind == "projector":
+      stages = {"projector": top}
       den_dir = denoiser_workdir or top.config.dependencies.denoiser_workdir
       if not den_dir:
         raise ConfigError(f"{workdir}: the projector's config has an empty "
@@ -158,9 +164,11 @@ class Pipeline:
                           "(denoiser_workdir=..., CLI --denoiser-workdir)")
       stages["denoiser"] = stage_io.load_stage(den_dir, "denoiser", item=params_item,
                                                step=deps_step)
-    elif top.kind != "denoiser":
+    elif stage_io.is_kind(top.kind, "denoiser"):
+      stages = {"denoiser": top}  # an MLD denoiser or a consistency-distilled one (LCM)
+    else:
       raise ConfigError(f"{workdir}: a {top.kind} stage; give the workdir of the projector stage "
-                        "(LEAD) or of the denoiser stage (MLD mode)")
+                        "(LEAD), of the denoiser stage (MLD mode) or of an LCM stage (MotionLCM)")
     den = stages["denoiser"]
     vae_dir = (vae_workdir or top.config.dependencies.vae_workdir
                or den.config.dependencies.vae_workdir)
@@ -249,7 +257,12 @@ class Pipeline:
           f"denoiser: " + ("use --scheduler lcm (1, 2 or 4 steps)" if self.is_consistency_model
                            else "the LCM scheduler needs a consistency-distilled denoiser "
                                 "(`lead-jax train` of an LCM config, or `lead-jax import motionlcm`)"))
-    return make_scheduler(self.schedule, kind, DEFAULT_STEPS[kind] if steps is None else steps)
+    steps = DEFAULT_STEPS[kind] if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+      return make_scheduler(self.schedule, kind, steps)  # raises the InputError
+    if (kind, int(steps)) not in self._schedulers:  # tables built once per (kind, steps)
+      self._schedulers[kind, int(steps)] = make_scheduler(self.schedule, kind, int(steps))
+    return self._schedulers[kind, int(steps)]
 
   def default_scheduler(self) -> str:
     return "lcm" if self.is_consistency_model else "ddim"
@@ -257,8 +270,8 @@ class Pipeline:
   # ---- generation --------------------------------------------------------------------------------
   def _program(self, params: Mapping[str, Any], text_params: Any, extra_rows: jax.Array,
                tokens: TokenBatch, uncond_emb: jax.Array, prompt_index: jax.Array,
-               lengths: jax.Array, keys: jax.Array, guidance_scale: jax.Array,
-               state: SchedulerState, mean: jax.Array, std: jax.Array, *, use_projector: bool,
+               lengths: jax.Array, key: jax.Array, motion_ids: jax.Array,
+               guidance_scale: jax.Array, state: SchedulerState, mean: jax.Array, std: jax.Array, *, use_projector: bool,
                frames: int) -> tuple[jax.Array, jax.Array]:
     """The jitted generation program.
 
@@ -266,7 +279,9 @@ class Pipeline:
       params: {'vae', 'denoiser', 'projector'?} parameter trees.
       text_params, extra_rows: the text encoder's parameters and placeholder rows `[K, D]`.
       tokens: `[P, L]` prompts. uncond_emb: `[E]` CLIP("").
-      prompt_index: `[N]` row of `tokens` of each motion. lengths: `[N]` frames. keys: `[N]` keys.
+      prompt_index: `[N]` row of `tokens` of each motion. lengths: `[N]` frames.
+      key, motion_ids: the call's key and `[2, N]` (prompt id, sample) of each motion: its noise
+        stream is `diffusion.motion_keys(key, *motion_ids)`, derived inside the program.
       guidance_scale: scalar. state: scheduler. mean, std: `[D]`.
     Returns:
       features `[N, frames, D]` de-normalised and joints `[N, frames, J, 3]`, both zero past each
@@ -276,7 +291,8 @@ class Pipeline:
     embeddings = enc.embed_tokens(text_params, tokens.ids, extra_rows)
     pooled = enc.encode_embeddings(text_params, embeddings, tokens)[0].astype(jnp.float32)
     return synthesis.synthesize(self.vae, self.denoiser, self.projector if use_projector else None,
-                                params, pooled[prompt_index], uncond_emb, lengths, keys,
+                                params, pooled[prompt_index], uncond_emb, lengths,
+                                motion_keys(key, motion_ids[0], motion_ids[1]),
                                 guidance_scale, state, mean, std, frames, self.joints_num)
 
   def generate(self, texts: Sequence[str], lengths: int | Sequence[int], key: jax.Array,
@@ -325,14 +341,15 @@ class Pipeline:
     pad = prompts.next_pow2(count) - count
     prompt_index = np.concatenate([prompt_pos, np.zeros(pad, np.int64)]).astype(np.int32)
     frame_counts = np.concatenate([np.repeat(lengths, num_samples), np.ones(pad, np.int64)])
-    keys = motion_keys(key, np.concatenate([ids[prompt_pos], np.zeros(pad, np.int64)]),
-                       np.concatenate([sample_idx, np.arange(pad) + num_samples]))
+    motion_ids = np.stack([np.concatenate([ids[prompt_pos], np.zeros(pad, np.int64)]),
+                           np.concatenate([sample_idx, np.arange(pad) + num_samples])])
+    # Host arrays go to the program as NumPy (one transfer each, no eager dispatch); the outputs
+    # come back whole and are cut on the host (slicing a device array would compile per shape).
     features, joints = self.program(
-        self.compute_params, self.text_encoder.params, jnp.asarray(extra.embeddings),
-        jax.tree.map(jnp.asarray, tokens), jnp.asarray(self.uncond_embedding),
-        jnp.asarray(prompt_index), jnp.asarray(frame_counts, jnp.int32), keys,
-        jnp.asarray(guidance_scale, jnp.float32), state, jnp.asarray(self.mean),
-        jnp.asarray(self.std), use_projector=bool(use_projector),
+        self.compute_params, self.text_encoder.params, np.asarray(extra.embeddings, np.float32),
+        tokens, self.uncond_embedding, prompt_index, frame_counts.astype(np.int32), key,
+        motion_ids.astype(np.uint32), np.float32(guidance_scale), state, self.mean, self.std,
+        use_projector=bool(use_projector),
         frames=prompts.frame_bucket(int(lengths.max()), self.max_frames))
     t_max = int(lengths.max())
     out_lengths = frame_counts[:count].astype(np.int64)

@@ -88,7 +88,9 @@ def motion_round_trip(data_dir: pathlib.Path, out_dir: pathlib.Path) -> dict:
 
 
 DEMO_STAGE_CONFIGS = (("vae", "demo_vae.py"), ("denoiser", "demo_denoiser.py"),
-                      ("projector", "demo_projector.py"))
+                      ("lcm", "demo_lcm.py"), ("projector", "demo_projector.py"))
+# LCM steps generated beside the 50 DDIM steps of the denoiser.
+LCM_STEPS = (1, 4)
 
 
 def demo_stage_config(stage: str, config_path: str, data_dir: pathlib.Path,
@@ -103,13 +105,14 @@ def demo_stage_config(stage: str, config_path: str, data_dir: pathlib.Path,
   config.train.eval_every = config.train.num_steps
   if stage != "vae":
     config.dependencies.vae_workdir = str(workdirs / "vae")
-  if stage == "projector" and "denoiser_workdir" in config.dependencies:
-    config.dependencies.denoiser_workdir = str(workdirs / "denoiser")
+  if stage in ("projector", "lcm") and "denoiser_workdir" in config.dependencies:
+    config.dependencies.denoiser_workdir = str(workdirs / "denoiser")  # the LCM's teacher
   return config
 
 
 def train_demo_stages(data_dir: pathlib.Path, workdirs: pathlib.Path, steps_scale: float) -> dict:
-  """Trains VAE, denoiser and projector in turn (each resumes or skips if already done)."""
+  """Trains VAE, denoiser, its LCM student and the projector in turn (each resumes or skips if
+  already done)."""
   text_encoder = load_text_encoder("minilm")
   result = {}
   for stage, config_path in DEMO_STAGE_CONFIGS:
@@ -155,6 +158,52 @@ def sample_demo_motions(pipe: Any, out_dir: pathlib.Path, seed: int,
   return index
 
 
+def _timed_generate(pipe: Any, texts: list[str], lengths: list[int], seed: int,
+                    repeats: int = 3, **kwargs: Any) -> tuple[dict, float, float]:
+  """(result, seconds of the first call (compilation included), median seconds of `repeats`
+  further calls)."""
+  start = time.time()
+  pipe.generate(texts, lengths, jax.random.key(seed), **kwargs)
+  first = time.time() - start
+  seconds = []
+  for _ in range(repeats):
+    start = time.time()
+    result = pipe.generate(texts, lengths, jax.random.key(seed), **kwargs)
+    seconds.append(time.time() - start)
+  return result, first, float(np.median(seconds))
+
+
+def sample_fast_motions(pipe: Any, lcm_workdir: str | pathlib.Path, out_dir: pathlib.Path,
+                        seed: int, steps: Sequence[int] = LCM_STEPS,
+                        prompts: Sequence[tuple[str, int]] = DEMO_PROMPTS) -> dict:
+  """The demo prompts (LEAD: projector on) with the 50 DDIM steps of `pipe`'s denoiser and with
+  its consistency-distilled student at each of `steps` LCM steps (the same projector and VAE);
+  seconds per call (6 prompts, median of 3 calls after compilation) and the files. Writes
+  fast_index.json."""
+  texts, lengths = [p for p, _ in prompts], [n for _, n in prompts]
+  fast = Pipeline.from_workdir(pipe.source, denoiser_workdir=str(lcm_workdir))
+  runs = {"ddim50": (pipe, {"scheduler": "ddim", "steps": 50})}
+  runs.update({f"lcm{k}": (fast, {"scheduler": "lcm", "steps": k}) for k in steps})
+  result = {"methods": {}, "entries": {}}
+  for name, (each, kwargs) in runs.items():
+    out, first, seconds = _timed_generate(each, texts, lengths, seed, **kwargs)
+    result["methods"][name] = {"seconds": round(seconds, 3),
+                               "compile_seconds": round(max(first - seconds, 0.0), 1), **kwargs}
+    if name != "ddim50":  # the DDIM motions are sample_demo_motions' lead_* files
+      result["entries"][name] = save_generation(out, out_dir, name_prefix=f"{name}_")
+    _log(f"sample: {name} {seconds:.3f} s per call ({len(texts)} prompts)")
+  lead = [e for e in json.loads((out_dir / "index.json").read_text()) if e["projector"]]
+  result["entries"]["ddim50"] = lead
+  rows, captions = [], []
+  for i in range(min(3, len(texts))):
+    for name in runs:
+      rows.append(np.load(out_dir / result["entries"][name][i]["joints"]))
+      captions.append(f"{name}: {texts[i]}")
+  render.render_strip(rows, out_dir / "fast_strip.png", captions=captions, num_frames=6)
+  (out_dir / "fast_index.json").write_text(json.dumps(result, indent=1) + "\n")
+  return result
+
+
 def compare_precisions(pipe: Any, seed: int,
                        prompts: Sequence[tuple[str, int]] = DEMO_PROMPTS) -> dict:
   """The demo prompts (LEAD) with `pipe` (float32) and with bfloat16 matmuls, same seed: how far
@@ -186,7 +235,7 @@ def plot_loss_curves(workdirs: pathlib.Path, path: pathlib.Path) -> pathlib.Path
   stages = [name for name, _ in DEMO_STAGE_CONFIGS if (workdirs / name / "metrics.jsonl").exists()]
   fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(4.5 * max(1, len(stages)), 3.4))
   axes = np.atleast_1d(axes)
-  skip = {"lr", "grad_norm", "param_norm", "steps_per_sec", "step"}
+  skip = {"lr", "grad_norm", "param_norm", "steps_per_sec", "step", "w_mean"}
   for ax, stage in zip(axes, stages):
     rows = [json.loads(line) for line in (workdirs / stage / "metrics.jsonl").read_text().splitlines()
             if line.strip()]
@@ -243,6 +292,30 @@ def write_report(out: pathlib.Path, summary: dict) -> pathlib.Path:
                    f"{e['root_displacement_m']:.2f} | {e['max_lowest_foot_height_m']:.2f} | "
                    f"{anim} | {bvh} |")
     lines += ["", "![samples](samples/strip.png)", ""]
+  fast = summary.get("fast")
+  if fast:
+    methods = fast["methods"]
+    names = list(methods)
+    label = lambda n: ("DDIM 50 steps" if n == "ddim50" else f"LCM {methods[n]['steps']} step"
+                       + ("s" if methods[n]["steps"] > 1 else ""))
+    lines += ["## Fast sampling (MotionLCM)", "",
+              "The LEAD prompts with the denoiser's 50 DDIM steps and with its "
+              "consistency-distilled student (`workdirs/lcm`, MotionLCM's distillation) at "
+              + ", ".join(str(methods[n]["steps"]) for n in names if n != "ddim50")
+              + " LCM steps; same projector and VAE.", "",
+              "| prompt | " + " | ".join(label(n) for n in names) + " |",
+              "|---|" + "---|" * len(names)]
+    for i, entry in enumerate(fast["entries"]["ddim50"]):
+      cells = []
+      for n in names:
+        anim = fast["entries"][n][i]["animation"]
+        cells.append(f"[gif](samples/{anim})" if anim else "-")
+      lines.append(f"| {entry['prompt']} | " + " | ".join(cells) + " |")
+    lines.append("| seconds per call (6 prompts, compiled) | "
+                 + " | ".join(f"{methods[n]['seconds']:.3f}" for n in names) + " |")
+    lines.append("| compilation (s) | "
+                 + " | ".join(f"{methods[n]['compile_seconds']:.1f}" for n in names) + " |")
+    lines += ["", "![DDIM vs LCM](samples/fast_strip.png)", ""]
   prec = summary.get("precision")
   if prec:
     lines += ["## Matmul precision", "",
@@ -278,6 +351,7 @@ def run_demo(out: str | pathlib.Path, stages: Sequence[str] = ALL_STAGES, steps_
   if "sample" in stages:
     pipe = Pipeline.from_workdir(out / "workdirs" / "projector")
     summary["sample"] = sample_demo_motions(pipe, out / "samples", seed)
+    summary["fast"] = sample_fast_motions(pipe, out / "workdirs" / "lcm", out / "samples", seed)
     summary["precision"] = compare_precisions(pipe, seed)
     lead = [e for e in summary["sample"] if e["projector"]]
     render.render_strip([np.load(out / "samples" / e["joints"]) for e in lead],

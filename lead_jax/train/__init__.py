@@ -12,6 +12,7 @@ Modules, one idea each:
   latents.py         frozen-VAE latents for the latent stages
   metric_writers.py  metrics.jsonl and TensorBoard event files
   vae.py, denoiser.py, projector.py, evaluator.py   the stages (loss, evaluation, train_and_evaluate)
+  lcm.py             MotionLCM's consistency distillation of a trained denoiser (stage kind 'lcm')
 
 Mesh (`config.mesh`, defaults in `configs/train_common.py:mesh_config`):
   mesh.data  devices on the data axis (-1 = every device `fsdp` leaves)
@@ -26,11 +27,12 @@ from __future__ import annotations
 from typing import Any
 
 from lead_jax.errors import ConfigError
-from lead_jax.train import denoiser, evaluator, projector, vae
+from lead_jax.train import denoiser, evaluator, lcm, projector, vae
 from lead_jax.train.state import TrainState
 from lead_jax.workdir import stage_kind
 
-STAGES = {"vae": vae, "denoiser": denoiser, "projector": projector, "evaluator": evaluator}
+STAGES = {"vae": vae, "denoiser": denoiser, "projector": projector, "lcm": lcm,
+          "evaluator": evaluator}
 
 
 def train_stage(config, workdir: str, stage: str | None = None, **kwargs: Any) -> TrainState:

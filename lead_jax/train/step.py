@@ -93,11 +93,14 @@ class TrainProgram:
 
 
 def make_train_program(config, mesh: Mesh, init_params: Callable[[jax.Array], Any],
-                       loss_fn: LossFn) -> TrainProgram:
+                       loss_fn: LossFn, ema_in_frozen: str | None = None) -> TrainProgram:
   """Builds `init` and the single jitted `step(state, batch, frozen, key) -> (state, metrics)`.
 
   `loss_fn(params, batch, frozen, key)` returns a scalar loss and a flat dict of scalar terms.
   `metrics` holds `loss`, the terms, `grad_norm`, `param_norm` and `lr`, all float32 scalars.
+  With `ema_in_frozen` (needs `train.ema_decay > 0`), the loss also reads the EMA params, before
+  this step's update and without gradient, as `frozen[ema_in_frozen]` (consistency distillation's
+  target network, `lead_jax.train.lcm`).
   """
   require_fields(config, FIELDS, "lead_jax.train.step.make_train_program")
   train_cfg = config.train
@@ -109,6 +112,9 @@ def make_train_program(config, mesh: Mesh, init_params: Callable[[jax.Array], An
     raise ConfigError(f"config.train.compute_dtype={dtype_name!r}; expected {list(COMPUTE_DTYPES)}")
   compute_dtype = COMPUTE_DTYPES[dtype_name]
   mixed = compute_dtype != jnp.float32
+  if ema_in_frozen and ema_decay <= 0:
+    raise ConfigError(f"the loss reads the EMA params as frozen[{ema_in_frozen!r}]: set "
+                      "config.train.ema_decay > 0")
 
   def init(rng: jax.Array) -> TrainState:
     init_key, run_key = jax.random.split(rng)
@@ -116,6 +122,8 @@ def make_train_program(config, mesh: Mesh, init_params: Callable[[jax.Array], An
 
   def step(state: TrainState, batch: dict[str, jax.Array], frozen: Any,
            key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    if ema_in_frozen:
+      frozen = {**frozen, ema_in_frozen: jax.lax.stop_gradient(state.ema_params)}
     if mixed:
       batch, frozen = cast_floating(batch, compute_dtype), cast_floating(frozen, compute_dtype)
 

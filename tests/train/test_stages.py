@@ -134,5 +134,5 @@ def test_two_devices_give_the_same_loss(tiny_dataset):
 
 
 def test_train_stage_rejects_an_unknown_stage(tiny_dataset, tmp_path):
-  with pytest.raises(ConfigError, match="unknown stage 'lcm'"):
-    train_stage(_config("test_vae", tiny_dataset), str(tmp_path), "lcm")
+  with pytest.raises(ConfigError, match="unknown stage 'consistency'"):
+    train_stage(_config("test_vae", tiny_dataset), str(tmp_path), "consistency")
