@@ -265,7 +265,7 @@ def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float | Array, t
   return xp.concatenate([root_data, ric_data, rot_data, local_vel, contacts], axis=-1)
 
 
-def _check_extract_args(joints, skeleton, feet_threshold, target_offsets):
+def _check_extract_args(joints, skeleton, feet_threshold):
   skel = resolve_skeleton(skeleton)
   joints = jnp.asarray(joints) if not isinstance(joints, np.ndarray) else joints
   if joints.ndim < 3 or joints.shape[-2:] != (skel.joints_num, 3):
@@ -278,8 +278,7 @@ def _check_extract_args(joints, skeleton, feet_threshold, target_offsets):
   if isinstance(joints, np.ndarray) and not np.isfinite(joints).all():
     raise InputError("extract_features: joints contain NaN or inf")
   thres = skel.foot_contact_threshold if feet_threshold is None else float(feet_threshold)
-  tgt = _target_offsets(skel, target_offsets, "extract_features")
-  return skel, thres, tgt
+  return skel, thres
 
 
 def extract_features(joints, skeleton: str | SkeletonSpec = "t2m", feet_threshold: float | None = None,
@@ -301,7 +300,8 @@ def extract_features(joints, skeleton: str | SkeletonSpec = "t2m", feet_threshol
     [..., T-1, D] float32 features. The computation is jitted (one compile per shape); the
     function can itself be used under `jax.jit` / `jax.vmap`.
   """
-  skel, thres, tgt = _check_extract_args(joints, skeleton, feet_threshold, target_offsets)
+  skel, thres = _check_extract_args(joints, skeleton, feet_threshold)
+  tgt = _target_offsets(skel, target_offsets, "extract_features")
   return _extract_jit(jnp.asarray(joints, jnp.float32), tgt, skel, thres)
 
 
@@ -316,9 +316,14 @@ def extract_features_np(joints, skeleton: str | SkeletonSpec = "t2m",
   float32. For importers, where clips of many lengths would each compile a program; agrees with
   `extract_features` to float32 rounding (a foot contact may differ where a foot's squared speed
   lies within rounding of the threshold)."""
-  skel, thres, _ = _check_extract_args(np.asarray(joints), skeleton, feet_threshold,
-                                       target_offsets)
+  skel, thres = _check_extract_args(np.asarray(joints), skeleton, feet_threshold)
+  if target_offsets is None and skel.target_offsets is None:
+    _target_offsets(skel, None, "extract_features_np")  # raises the ConfigError naming the fix
   tgt = np.asarray(skel.target_offsets if target_offsets is None else target_offsets, np.float64)
+  if tgt.shape != (skel.joints_num, 3):
+    raise InputError(f"extract_features_np: target_offsets must have shape "
+                     f"[{skel.joints_num}, 3], found {tgt.shape}")
+  # NumPy only: nothing here initialises a JAX backend (importers fork reader processes).
   return _extract(np.asarray(joints, np.float64), skel, thres, tgt).astype(np.float32)
 
 
