@@ -29,9 +29,10 @@ import numpy as np
 
 from lead_jax.errors import ConfigError, InputError
 from lead_jax.motion import rotations
-from lead_jax.motion.skeleton import (SkeletonSpec, fk_quaternions, forward_kinematics_matrices,
-                                      ik_quaternions, inverse_kinematics, offsets_of,
-                                      resolve_skeleton, skeleton_for_joints, take_static)
+from lead_jax.motion.skeleton import (SkeletonSpec, barrier, fk_quaternions,
+                                      forward_kinematics_matrices, ik_quaternions,
+                                      inverse_kinematics, offsets_of, resolve_skeleton,
+                                      skeleton_for_joints, take_static)
 
 Array = jax.Array
 
@@ -212,7 +213,6 @@ _uniform_skeleton = jax.jit(_uniform, static_argnames=("skel",))
 def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float | Array, tgt: Array) -> Array:
   """`process_file` on [..., T, J, 3] float32 (shapes already checked)."""
   xp = rotations._namespace(joints, tgt)
-  barrier = jax.lax.optimization_barrier if xp is jnp else (lambda x: x)
   num = skel.joints_num
   positions = barrier(uniform_skeleton(joints, skel, tgt) if xp is jnp else
                       _uniform(joints, tgt, skel))

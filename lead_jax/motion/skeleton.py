@@ -10,9 +10,9 @@ positional tree). `inverse_kinematics` produces, and `forward_kinematics(..., sk
 local rotations with these semantics, as do the 6D features.
 
 Backends: the public functions compute in JAX (jittable). The cores they share (`offsets_of`,
-`facing_quaternions`, `ik_quaternions`, `fk_quaternions`, `gaussian_smooth_time`, `take_static`)
-also run on NumPy arrays (float64 in, float64 out, no compilation): the per-clip path of the
-importers (`lead_jax.motion.features.extract_features_np`).
+`facing_quaternions`, `ik_quaternions`, `fk_quaternions`, `gaussian_smooth_time`, `take_static`,
+`barrier`) also run on NumPy arrays (float64 in, float64 out, no compilation): the per-clip path of
+the importers (`lead_jax.motion.features.extract_features_np`).
 
 Example:
   skel = get_skeleton("t2m")
@@ -235,7 +235,7 @@ def offsets_of(joints, skel: SkeletonSpec):
   return bone * xp.asarray(skel.raw_offsets, joints.dtype)
 
 
-def _barrier(x):
+def barrier(x):
   """`jax.lax.optimization_barrier` on JAX values (XLA:CPU would re-compute `x` in every consumer);
   NumPy values pass through."""
   return jax.lax.optimization_barrier(x) if isinstance(x, jax.Array) else x
@@ -267,7 +267,7 @@ def _fk_core(local: list[Array], root_pos: Array, offsets: Array, parents, rotat
   glob[0] = local[0]
   for j in _topological_order(rotation_parents)[1:]:
     # The barrier keeps XLA from re-computing the whole ancestor chain inside every consumer.
-    glob[j] = _barrier(compose(glob[rotation_parents[j]], local[j]))
+    glob[j] = barrier(compose(glob[rotation_parents[j]], local[j]))
   pos = [None] * num
   pos[0] = root_pos
   for j in _topological_order(parents)[1:]:
@@ -461,7 +461,7 @@ def ik_quaternions(joints, skel: SkeletonSpec, smooth_forward: bool):
   parents[0] = 0
   bones = _normalize(joints - take_static(joints, parents, -2))
   global_rot = rotations.qbetween(xp.asarray(skel.raw_offsets, joints.dtype), bones)
-  global_rot = _barrier(global_rot)  # XLA:CPU would recompute it per use
+  global_rot = barrier(global_rot)  # XLA:CPU would recompute it per use
   global_rot = xp.concatenate([root[..., None, :], global_rot[..., 1:, :]], axis=-2)
   rot_parents = np.array(skel.rotation_parents)
   rot_parents[0] = 0

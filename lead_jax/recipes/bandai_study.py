@@ -406,7 +406,8 @@ def _majority(labels: Sequence[str]) -> float:
 def label_retrieval(text: np.ndarray, motion: np.ndarray, labels: Sequence[str]) -> float:
   """Fraction of captions whose nearest motion embedding (Euclidean, over the whole split) has
   the caption's own label (content or style): retrieval at the level of a label, not a clip."""
-  d = ((text[:, None, :] - motion[None, :, :]) ** 2).sum(-1)
+  text, motion = np.asarray(text, np.float64), np.asarray(motion, np.float64)
+  d = (text ** 2).sum(-1)[:, None] - 2.0 * text @ motion.T + (motion ** 2).sum(-1)[None, :]
   labels = np.asarray(labels)
   return float(np.mean(labels[np.argmin(d, axis=1)] == labels))
 
