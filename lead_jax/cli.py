@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "T2M-protocol evaluation: Table 1 (or --mti Table 3) as Markdown + JSON"),
     "train": ("train", "train one stage (VAE, denoiser, projector) from a config, resuming"),
     "plot-latents": ("plot_latents", "t-SNE of VAE and projected latents by caption content (PNG)"),
+    "study": ("study", "a reproducible study end to end (bandai: real mocap, every stage, resumable)"),
 }
 
 

@@ -342,6 +342,8 @@ def local_transforms(motion: BvhMotion) -> tuple[np.ndarray, np.ndarray]:
   local_rotations = np.broadcast_to(np.eye(3), (num_frames, num_joints, 3, 3)).copy()
   translations = np.broadcast_to(skeleton.offsets, (num_frames, num_joints, 3)).copy()
   starts = skeleton.channel_starts
+  # Joints whose rotations share an Euler order are converted together (one call per order).
+  by_order: dict[str, tuple[list[int], list[np.ndarray]]] = {}
   for joint, joint_channels in enumerate(skeleton.channels):
     rotation_columns = []
     for k, channel in enumerate(joint_channels):
@@ -357,7 +359,12 @@ def local_transforms(motion: BvhMotion) -> tuple[np.ndarray, np.ndarray]:
         missing = "".join(a for a in "XYZ" if a not in order)
         order = order + missing
         angles = np.concatenate([angles, np.zeros((num_frames, len(missing)))], axis=1)
-      local_rotations[:, joint] = rotations.euler_to_matrix(np.deg2rad(angles), order)
+      joints, angle_blocks = by_order.setdefault(order, ([], []))
+      joints.append(joint)
+      angle_blocks.append(angles)
+  for order, (joints, angle_blocks) in by_order.items():
+    local_rotations[:, joints] = rotations.euler_to_matrix(
+        np.deg2rad(np.stack(angle_blocks, axis=1)), order)
   return local_rotations, translations
 
 
@@ -567,18 +574,24 @@ def resample(x: np.ndarray | BvhMotion, src_fps: float, dst_fps: float = 20.0):
     skeleton = x.skeleton
     # Position channels; rotation columns replaced below.
     values = kinematics.lerp_keyframes(frames, x.values, times)
-    local_rotations, _ = local_transforms(x)
-    starts = skeleton.channel_starts
-    for joint, joint_channels in enumerate(skeleton.channels):
-      order = skeleton.rotation_order(joint)
-      # With 1-2 rotation channels the rotation is about fixed axes; linear interpolation is exact.
-      if len(order) == 3:
-        quats = kinematics.slerp_keyframes(
-            frames, rotations.matrix_to_quaternion(local_rotations[:, joint]), times)
-        columns = [starts[joint] + k for k, c in enumerate(joint_channels)
-                   if c in ROTATION_CHANNELS]
-        angles = np.rad2deg(rotations.quaternion_to_euler(quats, order))
-        values[:, columns] = np.unwrap(angles, period=360.0, axis=0)
+    # With 1-2 rotation channels the rotation is about fixed axes; linear interpolation is exact.
+    slerped = [j for j in range(skeleton.num_joints) if len(skeleton.rotation_order(j)) == 3]
+    if slerped:
+      local_rotations, _ = local_transforms(x)
+      quats = kinematics.slerp_keyframes(
+          frames, rotations.matrix_to_quaternion(local_rotations[:, slerped]), times)
+      starts = skeleton.channel_starts
+      by_order: dict[str, list[int]] = {}
+      for k, joint in enumerate(slerped):
+        by_order.setdefault(skeleton.rotation_order(joint), []).append(k)
+      for order, ks in by_order.items():  # one Euler conversion per order
+        angles = np.unwrap(np.rad2deg(rotations.quaternion_to_euler(quats[:, ks], order)),
+                           period=360.0, axis=0)
+        for angle_block, k in zip(np.moveaxis(angles, 1, 0), ks):
+          joint = slerped[k]
+          columns = [starts[joint] + c for c, name in enumerate(skeleton.channels[joint])
+                     if name in ROTATION_CHANNELS]
+          values[:, columns] = angle_block
     return BvhMotion(skeleton, values, 1.0 / dst_fps, source=x.source)
   x = np.asarray(x)
   if x.ndim < 1 or x.shape[0] == 0:

@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -43,14 +42,13 @@ import pathlib
 import shutil
 from typing import Mapping, Sequence
 
-import jax
 import numpy as np
 from tqdm import tqdm
 
 from lead_jax.errors import ConfigError, InputError, OutputError, output_error
 from lead_jax.io.captions import swap_left_right
 from lead_jax.io.pos_tags import text_line
-from lead_jax.motion.features import extract_features_batch, recover_from_ric
+from lead_jax.motion.features import extract_features_np, recover_from_ric_np
 from lead_jax.motion.mirror import mirror_joints
 from lead_jax.motion.normalize import compute_mean_std
 
@@ -119,30 +117,15 @@ def _check_clip(clip_id: str, joints) -> np.ndarray:
   return joints
 
 
-def bucket_length(num_frames: int, smallest: int = 64) -> int:
-  """The padded length features are computed at: the next power of two >= num_frames, at least
-  `smallest`."""
-  return max(int(smallest), 1 << max(int(num_frames) - 1, 0).bit_length())
-
-
-@functools.cache
-def _jitted_recover():
-  return jax.jit(recover_from_ric, static_argnums=1)
-
-
 def process_clip(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """joints [T, 22, 3] -> (features [T-1, 263], recover_from_ric(features) [T-1, 22, 3]).
+  """joints [T, 22, 3] -> (features [T-1, 263], recover_from_ric(features) [T-1, 22, 3]), float32.
 
-  The clip is edge-padded (last frame repeated) to `bucket_length(T)` and the results are cut
-  back. This gives the unpadded values (to float rounding): the floor, origin and facing use the
-  minimum / first frame, the forward-direction smoothing extends edges by the nearest value anyway,
-  and the other features are per frame or causal. Padding bounds the compiles to one per bucket.
+  Computed in NumPy float64 (`extract_features_np`, `recover_from_ric_np`): no compilation, so
+  clips of any length cost the same few milliseconds (the jitted functions compiled one program
+  per length bucket, seconds each). Agrees with `extract_features` to float32 rounding.
   """
-  num = joints.shape[0]
-  padded = np.concatenate([joints, np.repeat(joints[-1:], bucket_length(num) - num, axis=0)])
-  features = np.asarray(extract_features_batch(padded[None], "t2m"), np.float32)[0]
-  recovered = np.asarray(_jitted_recover()(features, JOINTS_NUM), np.float32)
-  return features[: num - 1], recovered[: num - 1]
+  features = extract_features_np(joints, "t2m")
+  return features, recover_from_ric_np(features, JOINTS_NUM)
 
 
 def write_dataset(clips: Mapping[str, np.ndarray], captions: Mapping[str, Sequence[str]],
@@ -236,7 +219,7 @@ def _process_clips(clips, captions, stage: pathlib.Path, min_len: int, mirror: b
                          f"(T-1), fewer than --min-len {min_len}")
       versions = [(clip_id, joints, texts)]
       if mirror:
-        versions.append((f"M{clip_id}", np.asarray(mirror_joints(joints), np.float32),
+        versions.append((f"M{clip_id}", mirror_joints(joints),
                          [swap_left_right(c) for c in texts]))
       outputs = []
       for out_id, clip_joints, clip_texts in versions:

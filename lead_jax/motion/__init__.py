@@ -5,8 +5,9 @@ package; import the module's other names with `from lead_jax.motion.normalize im
 """
 
 from lead_jax.motion.features import (FEATURE_GROUPS, extract_features, extract_features_batch,
-                                      feature_slices, features_dim, recover_from_ric,
-                                      recover_from_rot, recover_root_rot_pos, uniform_skeleton)
+                                      extract_features_np, feature_slices, features_dim,
+                                      recover_from_ric, recover_from_ric_np, recover_from_rot,
+                                      recover_root_rot_pos, uniform_skeleton)
 from lead_jax.motion.mirror import mirror_features, mirror_joints
 from lead_jax.motion.normalize import compute_mean_std, denormalize, normalize
 from lead_jax.motion.rotations import (axis_angle_to_quaternion, cont6d_to_matrix,
@@ -20,8 +21,8 @@ from lead_jax.motion.skeleton import (T2M_TARGET_OFFSETS, SkeletonSpec, forward_
                                       inverse_kinematics, skeleton_for_joints)
 
 __all__ = [
-    "FEATURE_GROUPS", "extract_features", "extract_features_batch", "feature_slices", "features_dim",
-    "recover_from_ric", "recover_from_rot", "recover_root_rot_pos", "uniform_skeleton",
+    "FEATURE_GROUPS", "extract_features", "extract_features_batch", "extract_features_np",
+    "feature_slices", "features_dim", "recover_from_ric", "recover_from_ric_np", "recover_from_rot", "recover_root_rot_pos", "uniform_skeleton",
     "mirror_features", "mirror_joints", "compute_mean_std", "denormalize", "normalize",
     "axis_angle_to_quaternion", "cont6d_to_matrix", "cont6d_to_quaternion", "euler_to_quaternion",
     "matrix_to_cont6d", "matrix_to_quaternion", "qbetween", "qfix", "qinv", "qmul", "qnormalize",

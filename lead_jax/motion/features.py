@@ -9,6 +9,10 @@ Layout per frame (reference.md §7.2, `J` joints):
 vectorised over leading dimensions, accepts NumPy input and is jittable (`joints_num`, the
 skeleton and the threshold static).
 
+`extract_features_np` / `recover_from_ric_np` run the same code on NumPy in float64 (no
+compilation: the per-clip path of the importers, where every clip length would otherwise compile
+its own program); they agree with the jitted float32 functions to float32 rounding.
+
 Example:
   feats = extract_features(joints)                 # [T, 22, 3] -> [T-1, 263]
   again = recover_from_ric(feats, joints_num=22)   # [T-1, 22, 3]
@@ -25,9 +29,10 @@ import numpy as np
 
 from lead_jax.errors import ConfigError, InputError
 from lead_jax.motion import rotations
-from lead_jax.motion.skeleton import (SkeletonSpec, forward_kinematics,
-                                      forward_kinematics_matrices, get_offsets, inverse_kinematics,
-                                      resolve_skeleton, skeleton_for_joints, take_static)
+from lead_jax.motion.skeleton import (SkeletonSpec, barrier, fk_quaternions,
+                                      forward_kinematics_matrices, ik_quaternions,
+                                      inverse_kinematics, offsets_of, resolve_skeleton,
+                                      skeleton_for_joints, take_static)
 
 Array = jax.Array
 
@@ -61,18 +66,20 @@ def _check_features(features, joints_num: int, fn: str) -> Array:
 
 def _yaw_angles(x: Array) -> Array:
   """Half yaw angles θ_t [..., T]: the shift-by-one cumulative sum of the root angular velocity."""
+  xp = rotations._namespace(x)
   rot_vel = x[..., 0]
-  return jnp.cumsum(jnp.concatenate([jnp.zeros_like(rot_vel[..., :1]), rot_vel[..., :-1]], -1), -1)
+  return xp.cumsum(xp.concatenate([xp.zeros_like(rot_vel[..., :1]), rot_vel[..., :-1]], -1), -1)
 
 
 def _root_position(x: Array, cos2: Array, sin2: Array) -> Array:
   """Root positions [..., T, 3]: the facing-frame velocities turned to the world and summed."""
-  vx = jnp.concatenate([jnp.zeros_like(x[..., :1, 1]), x[..., :-1, 1]], -1)
-  vz = jnp.concatenate([jnp.zeros_like(x[..., :1, 2]), x[..., :-1, 2]], -1)
+  xp = rotations._namespace(x)
+  vx = xp.concatenate([xp.zeros_like(x[..., :1, 1]), x[..., :-1, 1]], -1)
+  vz = xp.concatenate([xp.zeros_like(x[..., :1, 2]), x[..., :-1, 2]], -1)
   # qrot(qinv(q_t), v) for the yaw quaternion q_t = (cos θ, 0, sin θ, 0): a turn by -2θ about Y.
-  px = jnp.cumsum(cos2 * vx - sin2 * vz, -1)
-  pz = jnp.cumsum(sin2 * vx + cos2 * vz, -1)
-  return jnp.stack([px, x[..., 3], pz], -1)
+  px = xp.cumsum(cos2 * vx - sin2 * vz, -1)
+  pz = xp.cumsum(sin2 * vx + cos2 * vz, -1)
+  return xp.stack([px, x[..., 3], pz], -1)
 
 
 def recover_root_rot_pos(features) -> tuple[Array, Array]:
@@ -103,17 +110,31 @@ def recover_from_ric(features, joints_num: int = 22) -> Array:
   return _recover_from_ric(_check_features(features, joints_num, "recover_from_ric"), joints_num)
 
 
-@functools.partial(jax.jit, static_argnames=("joints_num",))
-def _recover_from_ric(x: Array, joints_num: int) -> Array:
+def recover_from_ric_np(features, joints_num: int = 22) -> np.ndarray:
+  """`recover_from_ric` in NumPy float64 (no compilation): [..., T, D] -> [..., T, J, 3] float32."""
+  x = np.asarray(features, np.float64)
+  dim = features_dim(joints_num)
+  if x.ndim < 2 or x.shape[-1] != dim:
+    raise InputError(f"recover_from_ric_np: features must have shape [..., T, {dim}] for "
+                     f"{joints_num} joints, found {x.shape}")
+  return _ric_to_joints(x, joints_num).astype(np.float32)
+
+
+def _ric_to_joints(x, joints_num: int):
+  """`recover_from_ric` on checked features of either backend (JAX or NumPy)."""
+  xp = rotations._namespace(x)
   angle = _yaw_angles(x)
-  cos2, sin2 = jnp.cos(2 * angle)[..., None], jnp.sin(2 * angle)[..., None]
+  cos2, sin2 = xp.cos(2 * angle)[..., None], xp.sin(2 * angle)[..., None]
   root = _root_position(x, cos2[..., 0], sin2[..., 0])
   ric = x[..., feature_slices(joints_num)["ric"]]
   lx, ly, lz = ric[..., 0::3], ric[..., 1::3], ric[..., 2::3]  # [..., T, J-1]
   wx = cos2 * lx - sin2 * lz + root[..., :1]
   wz = sin2 * lx + cos2 * lz + root[..., 2:]
-  joints = jnp.stack([wx, ly, wz], -1)
-  return jnp.concatenate([root[..., None, :], joints], axis=-2)
+  joints = xp.stack([wx, ly, wz], -1)
+  return xp.concatenate([root[..., None, :], joints], axis=-2)
+
+
+_recover_from_ric = jax.jit(_ric_to_joints, static_argnames=("joints_num",))
 
 
 def _target_offsets(skel: SkeletonSpec, target_offsets, fn: str) -> Array:
@@ -172,57 +193,67 @@ def uniform_skeleton(joints, skeleton: str | SkeletonSpec = "t2m", target_offset
   return _uniform_skeleton(joints, tgt, skel)
 
 
-@functools.partial(jax.jit, static_argnames=("skel",))
-def _uniform_skeleton(joints: Array, tgt: Array, skel: SkeletonSpec) -> Array:
-  src = get_offsets(joints[..., 0, :, :], skel)
-  leg = lambda o: (jnp.max(jnp.abs(o[..., skel.l_idx1, :]), -1)
-                   + jnp.max(jnp.abs(o[..., skel.l_idx2, :]), -1))
+def _uniform(joints, tgt, skel: SkeletonSpec):
+  """`uniform_skeleton` on checked joints [..., T, J, 3] and offsets [J, 3] (or [..., J, 3]) of
+  either backend (JAX or NumPy)."""
+  xp = rotations._namespace(joints, tgt)
+  src = offsets_of(joints[..., 0, :, :], skel)
+  leg = lambda o: (xp.max(xp.abs(o[..., skel.l_idx1, :]), -1)
+                   + xp.max(xp.abs(o[..., skel.l_idx2, :]), -1))
   scale = leg(tgt) / leg(src)
-  quats = inverse_kinematics(joints, skel, smooth_forward=False)
+  quats = ik_quaternions(joints, skel, smooth_forward=False)
   root = joints[..., 0, :] * scale[..., None, None]
-  return forward_kinematics(quats, root, tgt, skel)
+  offsets = tgt[..., None, :, :] if tgt.ndim > 2 else tgt  # per-clip offsets broadcast over time
+  return fk_quaternions(quats, root, offsets, skel.parents, skel.rotation_parents)
+
+
+_uniform_skeleton = jax.jit(_uniform, static_argnames=("skel",))
 
 
 def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float | Array, tgt: Array) -> Array:
   """`process_file` on [..., T, J, 3] float32 (shapes already checked)."""
+  xp = rotations._namespace(joints, tgt)
   num = skel.joints_num
-  positions = jax.lax.optimization_barrier(uniform_skeleton(joints, skel, tgt))
+  positions = barrier(uniform_skeleton(joints, skel, tgt) if xp is jnp else
+                      _uniform(joints, tgt, skel))
   # Put on the floor; first-frame root XZ to the origin.
-  floor = jnp.min(positions[..., 1], axis=(-2, -1))
-  positions = positions - jnp.stack([jnp.zeros_like(floor), floor, jnp.zeros_like(floor)], -1)[..., None, None, :]
+  floor = xp.min(positions[..., 1], axis=(-2, -1))
+  positions = positions - xp.stack([xp.zeros_like(floor), floor, xp.zeros_like(floor)], -1)[..., None, None, :]
   init = positions[..., 0, :, :]  # [..., J, 3]
-  positions = positions - (init[..., 0, :] * jnp.asarray([1.0, 0.0, 1.0]))[..., None, None, :]
+  positions = positions - (init[..., 0, :] * xp.asarray([1.0, 0.0, 1.0]))[..., None, None, :]
   # All clips initially face +Z (this across-vector has the hip term the right way round).
   r_hip, l_hip, sdr_r, sdr_l = skel.face_joint_indx
   across = (init[..., r_hip, :] - init[..., l_hip, :]) + (init[..., sdr_r, :] - init[..., sdr_l, :])
-  across = across / jnp.linalg.norm(across, axis=-1, keepdims=True)
-  forward = jnp.cross(jnp.broadcast_to(jnp.asarray([0.0, 1.0, 0.0]), across.shape), across)
-  forward = forward / jnp.linalg.norm(forward, axis=-1, keepdims=True)
-  q_init = rotations.qbetween(forward, jnp.broadcast_to(jnp.asarray([0.0, 0.0, 1.0]), forward.shape))
+  across = across / xp.linalg.norm(across, axis=-1, keepdims=True)
+  forward = rotations.cross(xp.broadcast_to(xp.asarray([0.0, 1.0, 0.0]), across.shape), across)
+  forward = forward / xp.linalg.norm(forward, axis=-1, keepdims=True)
+  q_init = rotations.qbetween(forward, xp.broadcast_to(xp.asarray([0.0, 0.0, 1.0]), forward.shape))
   positions = rotations.qrot(q_init[..., None, None, :], positions)
   # Barriers materialise intermediates that many consumers read (XLA:CPU would re-compute them).
-  positions = jax.lax.optimization_barrier(positions)
+  positions = barrier(positions)
   global_positions = positions
 
   # Foot contacts: squared displacement below the threshold.
   delta = global_positions[..., 1:, :, :] - global_positions[..., :-1, :, :]
   speed2 = rotations._dot(delta, delta)[..., 0]  # [..., T-1, J]
   feet = take_static(speed2, skel.fid_l + skel.fid_r, -1)
-  contacts = (feet < jnp.asarray(feet_threshold, feet.dtype)).astype(jnp.float32)
+  contacts = (feet < xp.asarray(feet_threshold, feet.dtype)).astype(
+      jnp.float32 if xp is jnp else feet.dtype)
 
   # Rotations with the smoothed facing direction.
-  quats = jax.lax.optimization_barrier(inverse_kinematics(positions, skel, smooth_forward=True))
+  quats = barrier(inverse_kinematics(positions, skel, smooth_forward=True) if xp is jnp else
+                  ik_quaternions(positions, skel, True))
   cont6d = rotations.quaternion_to_cont6d(quats)
   r_rot = quats[..., 0, :]
   root_vel = rotations.qrot(r_rot[..., 1:, :], positions[..., 1:, 0, :] - positions[..., :-1, 0, :])
   r_velocity = rotations.qmul(r_rot[..., 1:, :], rotations.qinv(r_rot[..., :-1, :]))
 
   # Rotation-invariant coordinates: root XZ removed, facing +Z.
-  ric = positions - (positions[..., 0:1, :] * jnp.asarray([1.0, 0.0, 1.0]))
+  ric = positions - (positions[..., 0:1, :] * xp.asarray([1.0, 0.0, 1.0]))
   ric = rotations.qrot(r_rot[..., None, :], ric)
 
-  root_data = jnp.concatenate([
-      jnp.arcsin(jnp.clip(r_velocity[..., 2:3], -1.0, 1.0)),
+  root_data = xp.concatenate([
+      xp.arcsin(xp.clip(r_velocity[..., 2:3], -1.0, 1.0)),
       root_vel[..., 0:1], root_vel[..., 2:3],
       ric[..., :-1, 0, 1:2],
   ], axis=-1)
@@ -231,10 +262,10 @@ def _extract(joints: Array, skel: SkeletonSpec, feet_threshold: float | Array, t
   ric_data = ric[..., :-1, 1:, :].reshape(lead + (steps, (num - 1) * 3))
   rot_data = cont6d[..., :-1, 1:, :].reshape(lead + (steps, (num - 1) * 6))
   local_vel = rotations.qrot(r_rot[..., :-1, None, :], delta).reshape(lead + (steps, num * 3))
-  return jnp.concatenate([root_data, ric_data, rot_data, local_vel, contacts], axis=-1)
+  return xp.concatenate([root_data, ric_data, rot_data, local_vel, contacts], axis=-1)
 
 
-def _check_extract_args(joints, skeleton, feet_threshold, target_offsets):
+def _check_extract_args(joints, skeleton, feet_threshold):
   skel = resolve_skeleton(skeleton)
   joints = jnp.asarray(joints) if not isinstance(joints, np.ndarray) else joints
   if joints.ndim < 3 or joints.shape[-2:] != (skel.joints_num, 3):
@@ -249,8 +280,7 @@ def _check_extract_args(joints, skeleton, feet_threshold, target_offsets):
     raise InputError(f"extract_features: joints contain NaN or inf in {bad.size} frame(s), first "
                      f"frame {bad[0] % joints.shape[-3]}")
   thres = skel.foot_contact_threshold if feet_threshold is None else float(feet_threshold)
-  tgt = _target_offsets(skel, target_offsets, "extract_features")
-  return skel, thres, tgt
+  return skel, thres
 
 
 def extract_features(joints, skeleton: str | SkeletonSpec = "t2m", feet_threshold: float | None = None,
@@ -272,13 +302,31 @@ def extract_features(joints, skeleton: str | SkeletonSpec = "t2m", feet_threshol
     [..., T-1, D] float32 features. The computation is jitted (one compile per shape); the
     function can itself be used under `jax.jit` / `jax.vmap`.
   """
-  skel, thres, tgt = _check_extract_args(joints, skeleton, feet_threshold, target_offsets)
+  skel, thres = _check_extract_args(joints, skeleton, feet_threshold)
+  tgt = _target_offsets(skel, target_offsets, "extract_features")
   return _extract_jit(jnp.asarray(joints, jnp.float32), tgt, skel, thres)
 
 
 @functools.partial(jax.jit, static_argnames=("skel",))
 def _extract_jit(joints, tgt, skel, thres):
   return _extract(joints, skel, thres, tgt)
+
+
+def extract_features_np(joints, skeleton: str | SkeletonSpec = "t2m",
+                        feet_threshold: float | None = None, target_offsets=None) -> np.ndarray:
+  """`extract_features` computed in NumPy float64, without compiling: [..., T, J, 3] -> [..., T-1, D]
+  float32. For importers, where clips of many lengths would each compile a program; agrees with
+  `extract_features` to float32 rounding (a foot contact may differ where a foot's squared speed
+  lies within rounding of the threshold)."""
+  skel, thres = _check_extract_args(np.asarray(joints), skeleton, feet_threshold)
+  if target_offsets is None and skel.target_offsets is None:
+    _target_offsets(skel, None, "extract_features_np")  # raises the ConfigError naming the fix
+  tgt = np.asarray(skel.target_offsets if target_offsets is None else target_offsets, np.float64)
+  if tgt.shape != (skel.joints_num, 3):
+    raise InputError(f"extract_features_np: target_offsets must have shape "
+                     f"[{skel.joints_num}, 3], found {tgt.shape}")
+  # NumPy only: nothing here initialises a JAX backend (importers fork reader processes).
+  return _extract(np.asarray(joints, np.float64), skel, thres, tgt).astype(np.float32)
 
 
 def extract_features_batch(joints, skeleton: str | SkeletonSpec = "t2m", feet_threshold: float | None = None,

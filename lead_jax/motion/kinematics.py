@@ -101,7 +101,14 @@ def slerp_keyframes(key_times, quats, times) -> np.ndarray:
   if n == 1:
     out = np.broadcast_to(rotations.qnormalize(flat), (times.shape[0],) + flat.shape[1:])
   else:
-    slerps = [transform.Slerp(key_times, rotations.to_scipy(flat[:, k]))
-              for k in range(flat.shape[1])]
-    out = np.stack([rotations.from_scipy(slerp(times)) for slerp in slerps], axis=1)
+    # scipy's `Slerp` for every trailing index at once: key frames k, k+1 around each time,
+    # r(t) = r_k * exp(alpha * log(r_k^-1 r_{k+1})), alpha the fraction of the interval.
+    lo = np.maximum(np.searchsorted(key_times, times) - 1, 0)  # scipy's choice at key times
+    hi = lo + 1
+    alpha = (times - key_times[lo]) / (key_times[hi] - key_times[lo])
+    width = flat.shape[1]
+    r_lo = rotations.to_scipy(flat[lo])
+    delta = (r_lo.inv() * rotations.to_scipy(flat[hi])).as_rotvec()
+    step = transform.Rotation.from_rotvec(delta * np.repeat(alpha, width)[:, None])
+    out = rotations.from_scipy(r_lo * step, (times.shape[0], width))
   return out.reshape(times.shape + quats.shape[1:])

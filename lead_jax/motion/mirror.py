@@ -24,14 +24,16 @@ from lead_jax.motion.skeleton import SkeletonSpec, resolve_skeleton
 Array = jax.Array
 
 
-def mirror_joints(joints, skeleton: str | SkeletonSpec = "t2m") -> Array:
-  """[..., J, 3] -> [..., J, 3]: x negated, left/right joints swapped."""
+def mirror_joints(joints, skeleton: str | SkeletonSpec = "t2m") -> Array | np.ndarray:
+  """[..., J, 3] -> [..., J, 3]: x negated, left/right joints swapped (a NumPy array for NumPy
+  input, as the importers pass; a JAX array otherwise)."""
   skel = resolve_skeleton(skeleton)
-  joints = jnp.asarray(joints)
+  xp = np if isinstance(joints, np.ndarray) else jnp
+  joints = xp.asarray(joints)
   if joints.ndim < 2 or joints.shape[-2:] != (skel.joints_num, 3):
     raise InputError(f"mirror_joints: joints must have shape [..., {skel.joints_num}, 3] for skeleton "
                      f"{skel.name!r}, found {tuple(joints.shape)}")
-  flip = jnp.asarray([-1.0, 1.0, 1.0], joints.dtype if jnp.issubdtype(joints.dtype, jnp.floating) else jnp.float32)
+  flip = xp.asarray([-1.0, 1.0, 1.0], joints.dtype if xp.issubdtype(joints.dtype, xp.floating) else xp.float32)
   return joints[..., skel.mirror_permutation, :] * flip
 
 

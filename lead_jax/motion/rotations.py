@@ -16,8 +16,11 @@ Two backends, one set of functions (they broadcast over leading dimensions):
   a wider float under `jax_enable_x64`;
 * otherwise (NumPy arrays, lists, scalars) -> NumPy, in the inputs' float dtype (integers become
   float64): the float64 path of the BVH / DeepMimic importers.
-The formulas are shared; on the NumPy side the Euler conversions are `scipy.spatial.transform`'s
-(`to_scipy` / `from_scipy` convert quaternions to and from its `Rotation`).
+The formulas are shared; on the NumPy side the conversions *to* Euler angles are
+`scipy.spatial.transform`'s (which resolves gimbal lock; `to_scipy` / `from_scipy` convert
+quaternions to and from its `Rotation`), while Euler angles -> quaternions / matrices use the
+closed form of both backends (the product of three axis rotations: 30x faster than scipy's
+`from_euler` on a clip, same values to 1e-15).
 """
 
 from __future__ import annotations
@@ -74,6 +77,17 @@ def _dot(a, b) -> AnyArray:
   return out
 
 
+def cross(a, b) -> AnyArray:
+  """Cross product over the last axis [..., 3] (broadcasting): `jnp.cross` for JAX inputs; for
+  NumPy, the component formula (`np.cross` costs ~0.2 ms of overhead a call)."""
+  if _namespace(a, b) is jnp:
+    return jnp.cross(a, b)
+  a, b = np.asarray(a), np.asarray(b)
+  a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+  b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+  return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
 def _safe_norm(v) -> AnyArray:
   """Euclidean norm over the last axis (kept), with a finite gradient at 0."""
   xp = _namespace(v)
@@ -100,8 +114,8 @@ def qmul(q, r) -> AnyArray:
   xp, (q, r) = _floats(q, r)
   _check_last(q, 4, "q", "qmul")
   _check_last(r, 4, "r", "qmul")
-  w1, x1, y1, z1 = xp.moveaxis(q, -1, 0)
-  w2, x2, y2, z2 = xp.moveaxis(r, -1, 0)
+  w1, x1, y1, z1 = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+  w2, x2, y2, z2 = r[..., 0], r[..., 1], r[..., 2], r[..., 3]
   return xp.stack([
       w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
       w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
@@ -132,8 +146,8 @@ def qrot(q, v) -> AnyArray:
   _check_last(q, 4, "q", "qrot")
   _check_last(v, 3, "v", "qrot")
   u = q[..., 1:]
-  uv = xp.cross(u, v)
-  uuv = xp.cross(u, uv)
+  uv = cross(u, v)
+  uuv = cross(u, uv)
   return v + 2.0 * (q[..., :1] * uv + uuv)
 
 
@@ -151,12 +165,12 @@ def qbetween(v0, v1) -> AnyArray:
   n0 = _safe_norm(v0)
   mostly_x = xp.abs(v0[..., :1]) > 0.9 * n0
   e = xp.where(mostly_x, xp.asarray([0.0, 1.0, 0.0], v0.dtype), xp.asarray([1.0, 0.0, 0.0], v0.dtype))
-  axis = xp.cross(v0, e)
+  axis = cross(v0, e)
   axis = axis / xp.maximum(_safe_norm(axis), 1e-30)
   half_turn = xp.concatenate([xp.zeros_like(n0), axis], -1)
   identity = xp.asarray([1.0, 0.0, 0.0, 0.0], v0.dtype)
   n0n1 = xp.sqrt(_dot(v0, v0) * _dot(v1, v1))
-  q = xp.concatenate([n0n1 + _dot(v0, v1), xp.cross(v0, v1)], axis=-1)
+  q = xp.concatenate([n0n1 + _dot(v0, v1), cross(v0, v1)], axis=-1)
   n2 = _dot(q, q)
   good = n2 > (1e-7 * n0n1) ** 2 + 1e-30
   out = q * _rsqrt(xp, xp.where(good, n2, 1.0))
@@ -237,9 +251,9 @@ def cont6d_to_matrix(d6) -> AnyArray:
   _check_last(d6, 6, "cont6d", "cont6d_to_matrix")
   a1, a2 = d6[..., :3], d6[..., 3:]
   x = a1 / xp.maximum(_safe_norm(a1), 1e-12)
-  z = xp.cross(x, a2)
+  z = cross(x, a2)
   z = z / xp.maximum(_safe_norm(z), 1e-12)
-  y = xp.cross(z, x)
+  y = cross(z, x)
   return xp.stack([x, y, z], axis=-1)
 
 
@@ -301,12 +315,13 @@ def _as_euler(r: transform.Rotation, order: str, intrinsic: bool, batch: tuple[i
   return angles.reshape(batch + (3,)).astype(dtype)
 
 
-def _axis_quaternion(angle: Array, axis: int) -> Array:
+def _axis_quaternion(angle: AnyArray, axis: int) -> AnyArray:
+  xp = _namespace(angle)
   half = 0.5 * angle
-  zeros = jnp.zeros_like(angle)
+  zeros = xp.zeros_like(angle)
   parts = [zeros, zeros, zeros]
-  parts[axis] = jnp.sin(half)
-  return jnp.stack([jnp.cos(half)] + parts, axis=-1)
+  parts[axis] = xp.sin(half)
+  return xp.stack([xp.cos(half)] + parts, axis=-1)
 
 
 def euler_to_quaternion(angles, order: str, intrinsic: bool = True) -> AnyArray:
@@ -319,9 +334,6 @@ def euler_to_quaternion(angles, order: str, intrinsic: bool = True) -> AnyArray:
   xp, (angles,) = _floats(angles)
   _check_last(angles, 3, "angles", "euler_to_quaternion")
   axes = _parse_order(order, "euler_to_quaternion")
-  if xp is np:
-    r = transform.Rotation.from_euler(_scipy_sequence(order, intrinsic), angles.reshape(-1, 3))
-    return from_scipy(r, angles.shape[:-1], angles.dtype)
   qs = [_axis_quaternion(angles[..., i], axes[i]) for i in range(3)]
   if not intrinsic:
     qs = qs[::-1]

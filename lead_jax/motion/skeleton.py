@@ -9,6 +9,11 @@ not to its positional parent. `SkeletonSpec.rotation_parents` records this (`par
 positional tree). `inverse_kinematics` produces, and `forward_kinematics(..., skeleton)` consumes,
 local rotations with these semantics, as do the 6D features.
 
+Backends: the public functions compute in JAX (jittable). The cores they share (`offsets_of`,
+`facing_quaternions`, `ik_quaternions`, `fk_quaternions`, `gaussian_smooth_time`, `take_static`,
+`barrier`) also run on NumPy arrays (float64 in, float64 out, no compilation): the per-clip path of
+the importers (`lead_jax.motion.features.extract_features_np`).
+
 Example:
   skel = get_skeleton("t2m")
   quats = inverse_kinematics(joints, skel)                       # [T, 22, 4]
@@ -217,12 +222,23 @@ def get_offsets(joints_frame0, skeleton: str | SkeletonSpec = "t2m") -> Array:
     [..., J, 3] offsets (row 0, the root, is zero).
   """
   skel = resolve_skeleton(skeleton)
-  joints = _check_joints(joints_frame0, skel, "get_offsets")
+  return offsets_of(_check_joints(joints_frame0, skel, "get_offsets"), skel)
+
+
+def offsets_of(joints, skel: SkeletonSpec):
+  """`get_offsets` on checked joints [..., J, 3] of either backend (JAX or NumPy)."""
+  xp = rotations._namespace(joints)
   parents = np.array(skel.parents)
   parents[0] = 0
   bone_vec = joints - take_static(joints, parents, -2)
-  bone = jnp.sqrt(rotations._dot(bone_vec, bone_vec))
-  return bone * jnp.asarray(skel.raw_offsets, joints.dtype)
+  bone = xp.sqrt(rotations._dot(bone_vec, bone_vec))
+  return bone * xp.asarray(skel.raw_offsets, joints.dtype)
+
+
+def barrier(x):
+  """`jax.lax.optimization_barrier` on JAX values (XLA:CPU would re-compute `x` in every consumer);
+  NumPy values pass through."""
+  return jax.lax.optimization_barrier(x) if isinstance(x, jax.Array) else x
 
 
 def _parents_pair(parents, rotation_parents) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -245,17 +261,18 @@ def _matmul3(a: Array, b: Array) -> Array:
 def _fk_core(local: list[Array], root_pos: Array, offsets: Array, parents, rotation_parents,
              compose, apply) -> Array:
   """FK over per-joint rotation blocks `local[j]` (quaternions or matrices), each joint once."""
+  xp = rotations._namespace(root_pos, offsets, *local)
   num = len(parents)
   glob = [None] * num
   glob[0] = local[0]
   for j in _topological_order(rotation_parents)[1:]:
     # The barrier keeps XLA from re-computing the whole ancestor chain inside every consumer.
-    glob[j] = jax.lax.optimization_barrier(compose(glob[rotation_parents[j]], local[j]))
+    glob[j] = barrier(compose(glob[rotation_parents[j]], local[j]))
   pos = [None] * num
   pos[0] = root_pos
   for j in _topological_order(parents)[1:]:
-    pos[j] = pos[parents[j]] + apply(glob[j], jnp.broadcast_to(offsets[..., j, :], root_pos.shape))
-  return jnp.stack(pos, axis=-2)
+    pos[j] = pos[parents[j]] + apply(glob[j], xp.broadcast_to(offsets[..., j, :], root_pos.shape))
+  return xp.stack(pos, axis=-2)
 
 
 @functools.lru_cache(maxsize=32)
@@ -273,10 +290,15 @@ def _fk_matrices(rot: Array, root_pos: Array, offsets: Array, parents, rotation_
                   lambda m, v: jnp.sum(m * v[..., None, :], axis=-1))
 
 
-@functools.partial(jax.jit, static_argnames=("parents", "rotation_parents"))
-def _fk_quaternions(quat: Array, root_pos: Array, offsets: Array, parents, rotation_parents) -> Array:
+def fk_quaternions(quat, root_pos, offsets, parents: tuple[int, ...],
+                   rotation_parents: tuple[int, ...]):
+  """`forward_kinematics` on checked arguments of either backend (JAX or NumPy): local rotations
+  [..., T, J, 4], root_pos [..., T, 3], offsets [J, 3] (or broadcastable) -> [..., T, J, 3]."""
   local = [quat[..., j, :] for j in range(len(parents))]
   return _fk_core(local, root_pos, offsets, parents, rotation_parents, rotations.qmul, rotations.qrot)
+
+
+_fk_quaternions = jax.jit(fk_quaternions, static_argnames=("parents", "rotation_parents"))
 
 
 def _check_fk_args(rot, root_pos, offsets, num: int, trailing: tuple[int, ...]):
@@ -344,16 +366,22 @@ def gaussian_smoothing_matrix(length: int, sigma: float = 20.0, truncate: float 
   return mat
 
 
-def gaussian_smooth_time(x, sigma: float = 20.0) -> Array:
-  """Gaussian filter along the time axis -2 of [..., T, C], edges extended ('nearest')."""
+def gaussian_smooth_time(x, sigma: float = 20.0):
+  """Gaussian filter along the time axis -2 of [..., T, C], edges extended ('nearest'); NumPy
+  input stays NumPy."""
+  mat = gaussian_smoothing_matrix(int(np.shape(x)[-2]), float(sigma))
+  if isinstance(x, np.ndarray):
+    return np.einsum("ts,...sc->...tc", mat.astype(x.dtype), x)
   x = jnp.asarray(x)
-  mat = jnp.asarray(gaussian_smoothing_matrix(int(x.shape[-2]), float(sigma)), x.dtype)
-  return jnp.einsum("ts,...sc->...tc", mat, x, precision=jax.lax.Precision.HIGHEST)
+  return jnp.einsum("ts,...sc->...tc", jnp.asarray(mat, x.dtype), x,
+                    precision=jax.lax.Precision.HIGHEST)
 
 
-def take_static(x: Array, indices, axis: int) -> Array:
+def take_static(x, indices, axis: int):
   """`jnp.take(x, indices, axis)` for static indices as slices + one concatenation (XLA:CPU gathers
-  along an inner axis are slow)."""
+  along an inner axis are slow); `np.take` for NumPy input."""
+  if isinstance(x, np.ndarray):
+    return np.take(x, np.asarray(indices, np.int64), axis=axis)
   indices = [int(i) for i in indices]
   axis = axis % x.ndim
   runs, start = [], 0
@@ -365,9 +393,10 @@ def take_static(x: Array, indices, axis: int) -> Array:
   return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=axis)
 
 
-def _normalize(v: Array) -> Array:
-  n = jnp.sqrt(rotations._dot(v, v))
-  return v / jnp.where(n > 0, n, 1.0)
+def _normalize(v):
+  xp = rotations._namespace(v)
+  n = xp.sqrt(rotations._dot(v, v))
+  return v / xp.where(n > 0, n, 1.0)
 
 
 def facing_rotation(joints, skeleton: str | SkeletonSpec = "t2m", smooth_forward: bool = False,
@@ -380,17 +409,24 @@ def facing_rotation(joints, skeleton: str | SkeletonSpec = "t2m", smooth_forward
   identity here (`inverse_kinematics` does that).
   """
   skel = resolve_skeleton(skeleton)
-  joints = _check_joints(joints, skel, "facing_rotation")
+  return facing_quaternions(_check_joints(joints, skel, "facing_rotation"), skel, smooth_forward,
+                            sigma)
+
+
+def facing_quaternions(joints, skel: SkeletonSpec, smooth_forward: bool = False,
+                       sigma: float = 20.0):
+  """`facing_rotation` on checked joints [..., T, J, 3] of either backend (JAX or NumPy)."""
+  xp = rotations._namespace(joints)
   r_hip_, l_hip_, sdr_r, sdr_l = skel.face_joint_indx
   # HumanML3D unpacks the same list as (l_hip, r_hip, sdr_r, sdr_l) inside IK.
   across = (joints[..., l_hip_, :] - joints[..., r_hip_, :]) + (joints[..., sdr_r, :] - joints[..., sdr_l, :])
   across = _normalize(across)
-  up = jnp.asarray([0.0, 1.0, 0.0], joints.dtype)
-  forward = jnp.cross(jnp.broadcast_to(up, across.shape), across)
+  up = xp.asarray([0.0, 1.0, 0.0], joints.dtype)
+  forward = rotations.cross(xp.broadcast_to(up, across.shape), across)
   if smooth_forward:
     forward = gaussian_smooth_time(forward, sigma)
   forward = _normalize(forward)
-  return rotations.qbetween(forward, jnp.broadcast_to(jnp.asarray([0.0, 0.0, 1.0], joints.dtype), forward.shape))
+  return rotations.qbetween(forward, xp.broadcast_to(xp.asarray([0.0, 0.0, 1.0], joints.dtype), forward.shape))
 
 
 def inverse_kinematics(joints, skeleton: str | SkeletonSpec = "t2m", smooth_forward: bool = True) -> Array:
@@ -415,18 +451,22 @@ def inverse_kinematics(joints, skeleton: str | SkeletonSpec = "t2m", smooth_forw
   return _inverse_kinematics(joints, skel, smooth_forward)
 
 
-@functools.partial(jax.jit, static_argnames=("skel", "smooth_forward"))
-def _inverse_kinematics(joints: Array, skel: SkeletonSpec, smooth_forward: bool) -> Array:
-  root = facing_rotation(joints, skel, smooth_forward)
-  identity = jnp.broadcast_to(jnp.asarray([1.0, 0.0, 0.0, 0.0], root.dtype), root[..., :1, :].shape)
-  root = jnp.concatenate([identity, root[..., 1:, :]], axis=-2)  # frame 0 faces as it is
+def ik_quaternions(joints, skel: SkeletonSpec, smooth_forward: bool):
+  """`inverse_kinematics` on checked joints [..., T, J, 3] of either backend (JAX or NumPy)."""
+  xp = rotations._namespace(joints)
+  root = facing_quaternions(joints, skel, smooth_forward)
+  identity = xp.broadcast_to(xp.asarray([1.0, 0.0, 0.0, 0.0], root.dtype), root[..., :1, :].shape)
+  root = xp.concatenate([identity, root[..., 1:, :]], axis=-2)  # frame 0 faces as it is
   parents = np.array(skel.parents)
   parents[0] = 0
   bones = _normalize(joints - take_static(joints, parents, -2))
-  global_rot = rotations.qbetween(jnp.asarray(skel.raw_offsets, joints.dtype), bones)
-  global_rot = jax.lax.optimization_barrier(global_rot)  # XLA:CPU would recompute it per use
-  global_rot = jnp.concatenate([root[..., None, :], global_rot[..., 1:, :]], axis=-2)
+  global_rot = rotations.qbetween(xp.asarray(skel.raw_offsets, joints.dtype), bones)
+  global_rot = barrier(global_rot)  # XLA:CPU would recompute it per use
+  global_rot = xp.concatenate([root[..., None, :], global_rot[..., 1:, :]], axis=-2)
   rot_parents = np.array(skel.rotation_parents)
   rot_parents[0] = 0
   local = rotations.qmul(rotations.qinv(take_static(global_rot, rot_parents, -2)), global_rot)
-  return jnp.concatenate([root[..., None, :], local[..., 1:, :]], axis=-2)
+  return xp.concatenate([root[..., None, :], local[..., 1:, :]], axis=-2)
+
+
+_inverse_kinematics = jax.jit(ik_quaternions, static_argnames=("skel", "smooth_forward"))
