@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_streams import make_config, take
+from test_streams import make_config
 
 from lead_jax import data
 from lead_jax.data import latent_bank, layout, sampling
