@@ -93,12 +93,12 @@ def add_training(config: ml_collections.ConfigDict, *, num_steps: int, batch_siz
 def evaluation_config() -> ml_collections.ConfigDict:
   """Generation metrics during training (`lead_jax.train.evaluation`): with `evaluator` set (an
   imported T2M evaluator folder or a trained-evaluator workdir), FID, R-precision and MM-Dist of
-  motions generated for the first `items` evaluation rows, every `train.eval_every` steps (then
+  motions generated for the first `num_items` evaluation rows, every `train.eval_every` steps (then
   e.g. `--config.train.best_metric=eval/fid`). `steps`/`guidance_scale`: the sampler's;
   `batching`: the T2M evaluator's ('per_sequence' as MLD, or 'padded'); `cache_dir`: its
   caption-embedding cache ('' = memory only)."""
   return ml_collections.ConfigDict({
-      "evaluator": "", "items": 256, "steps": 50, "guidance_scale": 7.5,
+      "evaluator": "", "num_items": 256, "steps": 50, "guidance_scale": 7.5,
       "batching": "per_sequence", "cache_dir": ""})
 
 

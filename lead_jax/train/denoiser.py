@@ -26,13 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lead_jax import workdir as stage_io
 from lead_jax.config_loader import require_fields
 from lead_jax.diffusion import add_noise, make_ddpm, sample_timesteps
 from lead_jax.models import build_denoiser, init_params
-from lead_jax.train import latents
+from lead_jax.train import evaluation, latents, stage
 from lead_jax.train import mesh as mesh_lib
-from lead_jax.train import stage
 from lead_jax.train.state import TrainState
 from lead_jax.train.step import LossFn, dropout_rng_impl, dropout_rngs, make_train_program
 
@@ -112,9 +110,9 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
   `config.dependencies.vae_workdir`; `text_encoder` defaults to the one the config names."""
   mesh = stage.start_stage(config)
   model = build_denoiser(config.denoiser)
-  vae_stage = stage_io.load_dependency(config, "vae")
-  train_stream, eval_stream = latents.latent_source(
-      config, workdir, vae_stage, text_encoder or stage.load_text_encoder(config))
+  vae_stage = stage.load_dependency(config, "vae")
+  text_encoder = text_encoder or stage.load_text_encoder(config)
+  train_stream, eval_stream = latents.latent_source(config, workdir, vae_stage, text_encoder)
   frozen = {"null_text_emb": np.asarray(train_stream.null_text_emb, np.float32)}
   if not latents.uses_cache(config):
     frozen["vae"] = vae_stage.params
@@ -126,4 +124,8 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
   eval_fn = None
   if eval_stream is not None:
     eval_fn = make_eval_fn(model, vae_stage.module, scheduler, config, eval_stream, frozen, mesh)
+  eval_fn = evaluation.combine(eval_fn, evaluation.for_stage(
+      config, text_encoder, train_stream.null_text_emb,
+      {"vae": vae_stage.module, "denoiser": model}, {"vae": vae_stage.params}, "denoiser",
+      config.scheduler))
   return stage.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)

@@ -2,18 +2,18 @@
 
 With `config.evaluation.evaluator` set (a folder written by `lead-jax import t2m-evaluator`, or a
 trained-evaluator workdir), the denoiser, projector and LCM stages generate motions for the first
-`evaluation.items` rows of the evaluation split - fixed captions, crops and noise, so the numbers
-are comparable across steps - and report `fid`, `r_precision_top1..3` and `mm_dist` against those
-rows' ground truth beside their loss metrics; `train.best_metric: 'eval/fid'` then keeps the best
+`evaluation.num_items` rows of the evaluation split - fixed captions, crops and noise, so the
+numbers are comparable across steps - and report `fid`, `r_precision_top1..3` and `mm_dist`
+against those rows' ground truth beside their loss metrics; `train.best_metric: 'eval/fid'` then keeps the best
 checkpoint (`dependencies.checkpoint: best` lets a later stage use it). Generation uses the
 trained weights by the workdir rule (the EMA when the run keeps one), `evaluation.steps` sampler
 steps and `evaluation.guidance_scale`. With several processes each evaluates its shard of the
 split and the embeddings are gathered before any metric, so every process reports the same
 global numbers.
 
-  generation_eval = make_generation_eval(config, eval_stream, null_emb, mean, std, models,
-                                         frozen_params, trained="denoiser")
-  metrics = generation_eval(state)   # {'fid', 'r_precision_top1', ..., 'mm_dist'}
+  generation_eval = for_stage(config, text_encoder, null_emb, models, frozen_params,
+                              trained="denoiser", schedule=config.scheduler)  # None when off
+  eval_fn = combine(loss_eval_fn, generation_eval)   # + {'fid', 'r_precision_top1', ..., 'mm_dist'}
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from lead_jax.diffusion import make_scheduler, motion_keys
 from lead_jax.errors import ConfigError
 from lead_jax.generate import synthesis
 from lead_jax.metrics import scores
+from lead_jax.train import inputs
 from lead_jax.train.state import TrainState
 
-FIELDS = {"evaluation": ("evaluator", "items", "steps", "guidance_scale", "batching",
+FIELDS = {"evaluation": ("evaluator", "num_items", "steps", "guidance_scale", "batching",
                          "cache_dir"),
           "dataset": ("joints_num",), "data": ("max_len",)}
 GENERATION_BATCH = 32
@@ -78,7 +79,7 @@ def _subset(eval_stream: Any, count: int) -> dict[str, np.ndarray]:
     if kept >= count:
       break
   if kept == 0:
-    raise ConfigError("evaluation.items: the evaluation split has no usable row")
+    raise ConfigError("evaluation.num_items: the evaluation split has no usable row")
   rows = {k: np.concatenate(v) for k, v in parts.items()}
   pad = count - kept
   out = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in rows.items()}
@@ -97,7 +98,7 @@ def make_generation_eval(config, eval_stream: Any, null_text_emb: np.ndarray, me
   (its config's `scheduler` section)."""
   require_fields(config, FIELDS, "lead_jax.train.evaluation")
   ev = config.evaluation
-  per_process = -(-int(ev.items) // jax.process_count())
+  per_process = -(-int(ev.num_items) // jax.process_count())
   subset = _subset(eval_stream, per_process)
   embedder, _ = stage_io.load_evaluator(ev.evaluator, mean, std, batching=ev.batching,
                                         cache_dir=ev.cache_dir or None)
@@ -145,3 +146,17 @@ def make_generation_eval(config, eval_stream: Any, null_text_emb: np.ndarray, me
             "mm_dist": scores.mm_dist(text_emb, gen_emb, group)}
 
   return generation_eval
+
+
+def for_stage(config, text_encoder: Any, null_text_emb: np.ndarray, models: Mapping[str, Any],
+              frozen_params: Mapping[str, Any], trained: str, schedule: Mapping[str, Any]
+              ) -> Callable[[TrainState], dict[str, float]] | None:
+  """`make_generation_eval` over the stage's evaluation split (frame batches of `data.eval_split`
+  whichever source the loss uses) and its dataset statistics, or None when `enabled(config)` is
+  False or the run does not evaluate (`train.eval_every` 0)."""
+  if not enabled(config) or not int(config.train.eval_every):
+    return None
+  mean, std = stage_io.dataset_stats(config)
+  stream = inputs.make_eval_stream(config, text_encoder)
+  return make_generation_eval(config, stream, null_text_emb, mean, std, models, frozen_params,
+                              trained, schedule)

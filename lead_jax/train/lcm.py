@@ -49,8 +49,7 @@ from lead_jax.diffusion import (SchedulerState, add_noise, lcm_boundary_scalings
                                 predict_x0)
 from lead_jax.errors import ConfigError
 from lead_jax.models import LatentDenoiser, abstract_params, build_denoiser, build_vae, init_params
-from lead_jax.train import stage
-from lead_jax.train.latents import encode_latents
+from lead_jax.train import evaluation, latents, stage
 from lead_jax.train.state import TrainState
 from lead_jax.train.step import LossFn, TrainProgram, make_train_program
 
@@ -163,10 +162,11 @@ class Distillation:
 
 def clean_latents(vae: nn.Module, frozen: Mapping[str, Any], batch: Mapping[str, jax.Array],
                   key: jax.Array, config, train: bool = True) -> jax.Array:
-  """The clean latents `[B, 1, d]` of a batch, the one place the stage gets them: the frozen
-  VAE's (`loss.latent`; dropout when `train` and `loss.vae_dropout`)."""
-  return encode_latents(vae, frozen["vae"], batch, key, config.loss.latent,
-                        train and bool(config.loss.vae_dropout))
+  """The clean latents `[B, 1, d]` of a batch, the one place the stage gets them: sampled from the
+  latent cache's posterior (a batch with `latent_mu`) or the frozen VAE's encode (`loss.latent`;
+  dropout when `train` and `loss.vae_dropout`)."""
+  return latents.batch_latents(vae, frozen.get("vae"), batch, key, config.loss.latent,
+                               train and bool(config.loss.vae_dropout))
 
 
 def make_loss_fn(distill: Distillation, vae: nn.Module, config) -> LossFn:
@@ -208,7 +208,8 @@ def make_eval_fn(distill: Distillation, vae: nn.Module, config, eval_stream, fro
   def eval_fn(state: TrainState) -> dict[str, float]:
     sums = np.zeros(3)
     for i, batch in enumerate(stage.eval_batches(eval_stream, limit)):
-      batch = {k: batch[k] for k in ("motion", "mask", "text_emb", "valid")}
+      inputs = ("latent_mu", "latent_logvar") if "latent_mu" in batch else ("motion", "mask")
+      batch = {k: batch[k] for k in (*inputs, "text_emb", "valid")}
       sums += np.asarray(jax.device_get(eval_step(state.params, state.ema_params, batch, frozen,
                                                   jax.random.key(i))), np.float64)
     count = max(sums[2], 1.0)
@@ -293,11 +294,14 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
                       f"{config.lcm.w_min}, {config.lcm.w_max}")
   mesh = stage.start_stage(config)
   vae, student = build_vae(config.vae), build_denoiser(config.denoiser)
-  vae_params = stage.load_dependency(config, "vae")
+  vae_stage = stage.load_dependency(config, "vae")
   teacher = load_teacher(config)
-  train_stream, eval_stream = stage.stage_streams(config, text_encoder)
-  frozen = {"vae": vae_params, "teacher": teacher.params,
+  text_encoder = text_encoder or stage.load_text_encoder(config)
+  train_stream, eval_stream = latents.latent_source(config, workdir, vae_stage, text_encoder)
+  frozen = {"teacher": teacher.params,
             "null_text_emb": jnp.asarray(train_stream.null_text_emb, jnp.float32)}
+  if not latents.uses_cache(config):
+    frozen["vae"] = vae_stage.params
   scheduler = make_scheduler(config.scheduler, "lcm", 1)
   distill = Distillation(student, teacher.module, scheduler,
                          make_solver(scheduler, int(config.lcm.num_ddim_timesteps)),
@@ -308,4 +312,7 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
   eval_fn = None
   if eval_stream is not None:
     eval_fn = make_eval_fn(distill, vae, config, eval_stream, frozen)
+  eval_fn = evaluation.combine(eval_fn, evaluation.for_stage(
+      config, text_encoder, train_stream.null_text_emb, {"vae": vae, "denoiser": student},
+      {"vae": vae_stage.params}, "lcm", config.scheduler))
   return stage.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)

@@ -22,10 +22,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from lead_jax import workdir as stage_io
 from lead_jax.config_loader import require_fields
+from lead_jax.errors import ConfigError
 from lead_jax.models import build_projector, init_params, projector_loss
-from lead_jax.train import latents
+from lead_jax.train import evaluation, latents
 from lead_jax.train import mesh as mesh_lib
 from lead_jax.train import stage
 from lead_jax.train.state import TrainState
@@ -103,14 +103,29 @@ def make_eval_fn(model, vae, config, eval_stream, frozen, mesh):
   return eval_fn
 
 
+def generation_eval(config, text_encoder: Any, train_stream: Any, vae_stage: Any, model: Any):
+  """The generation metrics of LEAD (the denoiser of `dependencies.denoiser_workdir`, then this
+  projector's round trip) when `config.evaluation.evaluator` is set, else None."""
+  if not evaluation.enabled(config):
+    return None
+  if not config.dependencies.denoiser_workdir:
+    raise ConfigError("config.evaluation.evaluator is set but config.dependencies.denoiser_workdir "
+                      "is empty: the projector's generation metrics sample with that denoiser")
+  den = stage.load_dependency(config, "denoiser")
+  return evaluation.for_stage(
+      config, text_encoder, train_stream.null_text_emb,
+      {"vae": vae_stage.module, "denoiser": den.module, "projector": model},
+      {"vae": vae_stage.params, "denoiser": den.params}, "projector", den.config.scheduler)
+
+
 def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> TrainState:
   """Trains (or resumes) the projector of `config` in `workdir` on the VAE checkpoint in
   `config.dependencies.vae_workdir`; `text_encoder` defaults to the one the config names."""
   mesh = stage.start_stage(config)
   model = build_projector(config.projector)
-  vae_stage = stage_io.load_dependency(config, "vae")
-  train_stream, eval_stream = latents.latent_source(
-      config, workdir, vae_stage, text_encoder or stage.load_text_encoder(config))
+  vae_stage = stage.load_dependency(config, "vae")
+  text_encoder = text_encoder or stage.load_text_encoder(config)
+  train_stream, eval_stream = latents.latent_source(config, workdir, vae_stage, text_encoder)
   frozen = mesh_lib.replicate({} if latents.uses_cache(config) else {"vae": vae_stage.params},
                               mesh)
   program = make_train_program(
@@ -119,4 +134,6 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
   eval_fn = None
   if eval_stream is not None:
     eval_fn = make_eval_fn(model, vae_stage.module, config, eval_stream, frozen, mesh)
+  eval_fn = evaluation.combine(eval_fn, generation_eval(config, text_encoder, train_stream,
+                                                        vae_stage, model))
   return stage.run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)

@@ -2,7 +2,7 @@
 streams, run the loop.
 
   mesh = start_stage(config)                            # distributed init, absolute paths, mesh
-  vae_params = load_dependency(config, "vae")           # frozen stage of dependencies.vae_workdir
+  vae = load_dependency(config, "vae")                  # frozen stage of dependencies.vae_workdir
   train_stream, eval_stream = stage_streams(config, text_encoder)
   state = run_stage(config, workdir, program, train_stream, frozen, eval_fn, mesh)
 
@@ -138,10 +138,10 @@ def dataset_stats(config) -> tuple[np.ndarray, np.ndarray]:
   return stage_io.dataset_stats(config)
 
 
-def load_dependency(config, kind: str) -> Any:
-  """Weights of the frozen `kind` stage named by `dependencies.<kind>_workdir` (the weight rule of
-  `lead_jax.workdir`: its EMA when it kept one), checked against the module `config.<kind>`
-  builds (`lead_jax.workdir.load_dependency`) and its recorded provenance against the dataset
+def load_dependency(config, kind: str) -> stage_io.Stage:
+  """The frozen `kind` stage (module, weights, config) named by `dependencies.<kind>_workdir`
+  (the weight rule of `lead_jax.workdir`: its EMA when it kept one), checked against the module
+  `config.<kind>` builds (`lead_jax.workdir.load_dependency`) and its recorded provenance against the dataset
   statistics and dependency workdirs of `config` (`DependencyChangedError` unless
   `dependencies.allow_changed`)."""
   allow = allow_changed(config)
@@ -151,7 +151,7 @@ def load_dependency(config, kind: str) -> Any:
     kinds = tuple((recorded.get("dependencies") or {}))
     stage_io.check_provenance(f"the {kind} stage {dependency.workdir}", recorded,
                               stage_io.current_provenance(config, kinds), allow)
-  return dependency.params
+  return dependency
 
 
 def eval_batches(stream: Any, limit: int) -> Iterable[dict]:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import jax.numpy as jnp
 import numpy as np
@@ -135,3 +136,38 @@ def test_two_devices_give_the_same_loss(tiny_dataset):
 def test_train_stage_rejects_an_unknown_stage(tiny_dataset, tmp_path):
   with pytest.raises(ConfigError, match="unknown stage 'consistency'"):
     train_stage(_config("test_vae", tiny_dataset), str(tmp_path), "consistency")
+
+
+def test_denoiser_generation_metrics(vae_workdir, tiny_dataset, text_encoder, tmp_path):
+  """With `evaluation.evaluator` set, the denoiser's evaluation adds FID / R-precision / MM-Dist
+  of generated motions; the logged values are what `evaluation.for_stage` gives again from the
+  saved weights (fixed captions, crops and noise)."""
+  from gen_stages import random_params, tiny_evaluator_config  # noqa: I001
+  from lead_jax import checkpoints
+  from lead_jax import workdir as stage_io
+  from lead_jax.workdir import build_module, module_shapes
+  from lead_jax.train import evaluation
+
+  ev_config = tiny_evaluator_config(tiny_dataset)
+  ev_dir = tmp_path / "evaluator"
+  params = random_params(module_shapes("evaluator", build_module("evaluator", ev_config)), 3)
+  with checkpoints.Checkpointer(ev_dir) as ckpt:
+    ckpt.save(1, {"params": params}, meta={}, config=ev_config.to_dict())
+  config = _config("test_denoiser", tiny_dataset,
+                   f"--config.dependencies.vae_workdir={vae_workdir}",
+                   f"--config.evaluation.evaluator={ev_dir}", "--config.evaluation.num_items=4",
+                   "--config.evaluation.steps=2", "--config.train.eval_every=1")
+  denoiser.train_and_evaluate(config, str(tmp_path / "den"), text_encoder=text_encoder)
+  row = [r for r in read_jsonl(tmp_path / "den" / "metrics.jsonl") if "eval/fid" in r][0]
+  assert row["eval/fid"] > 0 and 0 <= row["eval/r_precision_top1"] <= row["eval/r_precision_top3"]
+  assert row["eval/mm_dist"] > 0 and "eval/eps_mse" in row
+
+  den = stage_io.load_stage(tmp_path / "den", "denoiser")
+  vae_stage = stage_io.load_stage(vae_workdir, "vae")
+  null = np.asarray(text_encoder.encode([""]), np.float32)[0]
+  again = evaluation.for_stage(config, text_encoder, null, {"vae": vae_stage.module,
+                                                            "denoiser": den.module},
+                               {"vae": vae_stage.params}, "denoiser", config.scheduler)
+  metrics = again(types.SimpleNamespace(params=den.params, ema_params=None))
+  np.testing.assert_allclose(metrics["fid"], row["eval/fid"], rtol=1e-4)
+  np.testing.assert_allclose(metrics["r_precision_top1"], row["eval/r_precision_top1"])
