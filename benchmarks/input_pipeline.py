@@ -34,6 +34,7 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 from configs import denoiser_humanml3d, train_common  # pylint: disable=wrong-import-position
 from lead_jax.models import build_denoiser, build_vae, init_params  # pylint: disable=wrong-import-position
+from lead_jax.diffusion import make_scheduler  # pylint: disable=wrong-import-position
 from lead_jax.train import denoiser, inputs  # pylint: disable=wrong-import-position
 from lead_jax.train import mesh as mesh_lib  # pylint: disable=wrong-import-position
 from lead_jax.train.step import make_train_program  # pylint: disable=wrong-import-position
@@ -103,7 +104,7 @@ def denoiser_steps_per_second(batch: int, seconds: float) -> float:
   vae, model = build_vae(config.vae), build_denoiser(config.denoiser)
   program = make_train_program(
       config, mesh, lambda key: init_params("denoiser", model, key),
-      denoiser.make_loss_fn(model, vae, denoiser.make_scheduler(config), config))
+      denoiser.make_loss_fn(model, vae, make_scheduler(config.scheduler, "ddpm"), config))
   state = program.init(jax.random.key(0))
   rng = np.random.default_rng(0)
   length = np.full(batch, 196)

@@ -60,6 +60,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from lead_jax.config_loader import load_config  # noqa: E402
+from lead_jax.diffusion import make_scheduler  # noqa: E402
 from lead_jax.models import build_denoiser, build_projector, build_vae, count_params  # noqa: E402
 from lead_jax.models import init_params  # noqa: E402
 from benchmarks import torch_reference as torch_mld  # noqa: E402
@@ -311,7 +312,7 @@ def build_case(stage: str, batch_size: int, args: argparse.Namespace) -> Case:
     if stage == "denoiser":
       model = build_denoiser(config.denoiser)
       sched_cfg = config.scheduler
-      scheduler = denoiser_stage.make_scheduler(config)
+      scheduler = make_scheduler(config.scheduler, "ddpm")
       make_loss = lambda cfg: denoiser_stage.make_loss_fn(model, vae, scheduler, cfg)
       null_text = np.zeros(text_dim, np.float32)
       variants.append(("latent cache", {}, cached, {"null_text_emb": jnp.asarray(null_text)}))

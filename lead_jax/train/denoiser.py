@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lead_jax.config_loader import require_fields
-from lead_jax.diffusion import add_noise, make_ddpm, sample_timesteps
+from lead_jax.diffusion import add_noise, make_scheduler, sample_timesteps
 from lead_jax.models import build_denoiser, init_params
 from lead_jax.train import evaluation, latents, stage
 from lead_jax.train import mesh as mesh_lib
@@ -36,15 +36,6 @@ from lead_jax.train.step import LossFn, dropout_rng_impl, dropout_rngs, make_tra
 
 FIELDS = {"loss": ("cfg_drop_prob", "latent", "vae_dropout"), "train": ("eval_batches",),
           "scheduler": ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")}
-
-
-def make_scheduler(config):
-  """The DDPM training scheduler of `config.scheduler`."""
-  require_fields(config, {"scheduler": FIELDS["scheduler"]}, "lead_jax.train.denoiser")
-  sched = config.scheduler
-  return make_ddpm(num_train_timesteps=int(sched.num_train_timesteps),
-                   beta_start=float(sched.beta_start), beta_end=float(sched.beta_end),
-                   beta_schedule=sched.beta_schedule)
 
 
 def cfg_text(text_emb: jax.Array, null_emb: jax.Array, key: jax.Array, prob: float) -> jax.Array:
@@ -117,7 +108,7 @@ def train_and_evaluate(config, workdir: str, *, text_encoder: Any = None) -> Tra
   if not latents.uses_cache(config):
     frozen["vae"] = vae_stage.params
   frozen = mesh_lib.replicate(frozen, mesh)
-  scheduler = make_scheduler(config)
+  scheduler = make_scheduler(config.scheduler, "ddpm")
   program = make_train_program(
       config, mesh, lambda key: init_params("denoiser", model, key),
       make_loss_fn(model, vae_stage.module, scheduler, config))

@@ -11,6 +11,7 @@ from gen_stages import random_params
 from lead_jax import checkpoints
 from lead_jax import workdir as stage_io
 from lead_jax.config_loader import load_config
+from lead_jax.diffusion import make_scheduler
 from lead_jax.data.sampling import Plan, gather_batch
 from lead_jax.errors import ConfigError
 from lead_jax.models import abstract_params, build_denoiser, build_vae
@@ -128,7 +129,7 @@ def test_evaluation_is_the_same_with_and_without_the_cache(vae_dirs, tiny_datase
     frozen = {"null_text_emb": np.zeros(384, np.float32)}
     if not crops:
       frozen["vae"] = vae.params
-    eval_fn = denoiser.make_eval_fn(model, vae.module, denoiser.make_scheduler(config), config,
+    eval_fn = denoiser.make_eval_fn(model, vae.module, make_scheduler(config.scheduler, "ddpm"), config,
                                     evaluation, mesh_lib.replicate(frozen, mesh), mesh)
     state = TrainState(step=0, params=params, opt_state=None, ema_params=None, rng=None)
     results.append(eval_fn(state)["eps_mse"])
