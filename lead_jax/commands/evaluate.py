@@ -28,6 +28,8 @@ columns R@3, FID, MM-Dist, Diversity.
 Examples:
   lead-jax evaluate --workdir runs/lead --evaluator deps/t2m_evaluator --out eval/
   lead-jax evaluate --workdir runs/mld/denoiser --evaluator deps/t2m_evaluator --out eval_mld/
+  lead-jax evaluate --workdir runs/lead --lcm-workdir runs/motionlcm/lcm --evaluator \
+      deps/t2m_evaluator --out eval_t5/            # + Table 5: (LEAD-)MotionLCM at 1, 2, 4 steps
   lead-jax evaluate --workdir runs/projector --evaluator runs/evaluator_demo --replications 3 --out eval/
   lead-jax evaluate --workdir runs/projector --evaluator runs/evaluator_demo --mti \
       --mti-space lead mld feat --mti-size 100 --mti-steps 20 --mti-template "a person <*>" --out mti/
@@ -66,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--replications", type=int, default=20)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--steps", type=int, default=50, help="DDIM steps")
+  parser.add_argument("--lcm-workdir", default=None,
+                      help="an LCM stage (trained, or `lead-jax import motionlcm`): adds the rows "
+                           "of Table 5, MotionLCM and (with a projector --workdir) LEAD-MotionLCM "
+                           "at each of --lcm-steps")
+  parser.add_argument("--lcm-steps", type=int, nargs="+", default=[1, 2, 4],
+                      help="consistency steps of the Table 5 rows")
   parser.add_argument("--guidance", type=float, default=7.5)
   parser.add_argument("--batch-size", type=int, default=32)
   parser.add_argument("--mm-prompts", type=int, default=100)
@@ -156,6 +164,16 @@ def run(args: argparse.Namespace) -> int:
     methods = {"MLD": protocol.pipeline_generator(pipe, False, **common)}
     if pipe.has_projector:
       methods["LEAD"] = protocol.pipeline_generator(pipe, True, **common)
+    if args.lcm_workdir:
+      # With a projector: LEAD-MotionLCM reuses it on the LCM student; else the LCM stage alone.
+      lcm_pipe = (pipeline_args.load_pipeline(args, denoiser_workdir=args.lcm_workdir,
+                                              text_encoder=pipe.text_encoder)
+                  if pipe.has_projector else
+                  pipeline_args.load_pipeline(args, workdir=args.lcm_workdir,
+                                              text_encoder=pipe.text_encoder))
+      methods.update(protocol.lcm_methods(lcm_pipe, tuple(args.lcm_steps), args.guidance,
+                                          args.batch_size))
+      info["lcm_workdir"] = str(pathlib.Path(args.lcm_workdir).resolve())
     settings = protocol.ProtocolSettings(
         replications=args.replications, seed=args.seed, mm_prompts=args.mm_prompts,
         mm_repeats=args.mm_repeats)

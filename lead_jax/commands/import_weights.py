@@ -100,7 +100,7 @@ def _stats_dir(args, out: pathlib.Path) -> str:
 
 def import_stages(args: argparse.Namespace) -> int:
   """`import mld` / `import motionlcm`: the checkpoint's stages as workdirs (step 0)."""
-  from lead_jax.train.imported import import_checkpoint  # pylint: disable=import-outside-toplevel
+  from lead_jax.train.imported import DATASETS, import_checkpoint  # pylint: disable=import-outside-toplevel
   kind = "clip" if args.clip else args.text_encoder
   text_path = os.path.abspath(args.clip) if args.clip else (
       os.path.abspath(args.text_encoder_path) if args.text_encoder_path else "")
@@ -110,7 +110,8 @@ def import_stages(args: argparse.Namespace) -> int:
       args.kind, args.ckpt, out, text_encoder_kind=kind, text_encoder_path=text_path,
       data_dir=data_dir, num_heads=args.num_heads, allow_pickle=args.allow_pickle)
   (out / "import.json").write_text(json.dumps({
-      "source": os.path.abspath(args.ckpt), "kind": args.kind, "text_encoder": kind,
+      "source": os.path.abspath(args.ckpt), "kind": args.kind,
+      "dataset": DATASETS[int(sections["vae"]["nfeats"])], "text_encoder": kind,
       "text_encoder_path": text_path, "statistics": data_dir, "sections": sections,
       "stages": {name: str(s.workdir) for name, s in written.items()}}, indent=1))
   for stage, s in written.items():

@@ -32,12 +32,16 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
   add_matmul_dtype_argument(parser)
 
 
-def load_pipeline(args: argparse.Namespace) -> Any:
-  """`Pipeline.from_workdir(args.workdir, ...)` with the arguments of `add_pipeline_arguments`."""
+def load_pipeline(args: argparse.Namespace, workdir: str | None = None,
+                  denoiser_workdir: str | None = None, text_encoder: Any = None) -> Any:
+  """`Pipeline.from_workdir(args.workdir, ...)` with the arguments of `add_pipeline_arguments`
+  (`workdir` / `denoiser_workdir` override `--workdir` / `--denoiser-workdir`; `text_encoder`
+  reuses a loaded one)."""
   from lead_jax.generate import Pipeline  # pylint: disable=import-outside-toplevel
-  return Pipeline.from_workdir(args.workdir, denoiser_workdir=args.denoiser_workdir,
+  return Pipeline.from_workdir(workdir or args.workdir,
+                               denoiser_workdir=denoiser_workdir or args.denoiser_workdir,
                                vae_workdir=args.vae_workdir, data_dir=args.data_dir,
-                               text_encoder_path=args.text_encoder_path,
+                               text_encoder=text_encoder, text_encoder_path=args.text_encoder_path,
                                checkpoint=args.checkpoint, matmul_dtype=args.matmul_dtype,
                                allow_changed_dependencies=args.allow_dependency_change)
 

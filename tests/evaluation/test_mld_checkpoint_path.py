@@ -118,6 +118,27 @@ def test_import_train_sample_evaluate(mld_run, capsys):
   cond.compute = lambda texts: pytest.fail(f"encoded again: {texts}")
   assert cond.embed([c.text for c in drawn]).shape == (16, 24)
 
+  # Table 5: MotionLCM's checkpoint (same VAE) imported, its rows beside MLD's and LEAD's.
+  torch.manual_seed(1)
+  lcm_model = torch_reference.MotionLCMModel(263, 24, time_cond_proj_dim=16, **SMALL).eval()
+  lcm_state = {**lcm_model.state_dict(),
+               **{k: v for k, v in mld_run["state"].items() if k.startswith("vae.")}}
+  torch.save({"state_dict": lcm_state}, root / "motionlcm.ckpt")
+  assert cli.main(["import", "motionlcm", str(root / "motionlcm.ckpt"), "--out",
+                   str(root / "motionlcm"), "--clip", str(mld_run["clip"]), "--data-dir",
+                   str(mld_run["data"]), "--num-heads", "2"]) == 0
+  assert cli.main(["evaluate", "--workdir", str(lead), "--lcm-workdir",
+                   str(root / "motionlcm" / "lcm"), "--lcm-steps", "1", "2", "--evaluator",
+                   str(ev), "--steps", "2", "--mm-prompts", "0", "--batch-size", "4",
+                   "--replications", "2", "--cache-dir", str(cache),
+                   "--out", str(root / "eval5")]) == 0
+  table = json.loads((root / "eval5" / "table.json").read_text())
+  assert list(table["rows"]) == ["Real", "MLD", "LEAD", "MotionLCM (1 step)",
+                                 "LEAD-MotionLCM (1 step)", "MotionLCM (2 steps)",
+                                 "LEAD-MotionLCM (2 steps)"]
+  fids = [table["rows"][r]["FID"][0] for r in table["rows"] if "MotionLCM" in r]
+  assert np.isfinite(fids).all() and len(set(fids)) == 4
+
 
 def test_corrupt_and_pickle_needing_checkpoints_are_refused(mld_run, tmp_path, capsys):
   junk = tmp_path / "junk.ckpt"
