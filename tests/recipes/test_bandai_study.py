@@ -56,7 +56,7 @@ def test_data_step_splits_by_take_and_holds_the_style_out(quick_study):
     assert clip.length >= 24
     assert len({c.text for c in clip.captions}) >= 5
   stored = json.loads((data / "labels.json").read_text())
-  assert stored["dataset-2_walk_elderly_002"]["split"] in ("heldout_examples", "heldout_test")
+  assert stored["dataset-2_walk_elderly_005"]["split"] in ("heldout_examples", "heldout_test")
 
 
 def test_evaluator_and_vae_steps_record_numbers(quick_study):
