@@ -1,13 +1,15 @@
 """The Bandai Namco study (`lead-jax study bandai`): which clips, how they are split, the held-out
 style, and the sizes shared by its stage configs (`configs/study_bandai_{evaluator,vae,denoiser,
-projector}.py`). Two scales, `get_config('full')` (default) and `get_config('quick')`:
+projector,lcm}.py`), and what the evaluation steps run (Tables 1, 5, 6, Fig. 2, Tables 3/4).
+The denoiser, projector and LCM stages train on the latent cache (`crops_per_clip` crops per
+clip encoded once). Two scales, `get_config('full')` (default) and `get_config('quick')`:
 
   full   every clip: dataset-1 (174) and dataset-2 (the 210 loose files and the 2,552 of
          dataset-2-more.tar.xz, unpacked into OUT/raw), about 3.8 hours of capture; the
          2-hour study on 2 CPU cores.
   quick  the 210 loose dataset-2 files (3 clips per content x style, nothing to unpack), tiny
-         models and a few dozen steps: the path a test runs in CI (~10 minutes for every step,
-         data + evaluator + VAE in well under 2).
+         models, a few dozen steps, 2 replications, one ablation (noALIGN, 5 steps), 3 inversion
+         steps: the path a test runs in CI (every step in ~9 minutes on 2 loaded cores).
 
 Clip lengths (at 20 fps after resampling from the files' 30 fps): dataset-2's raise-up clips are
 short (median 48 frames, 35% under 40, a few under 24), walks and waves long (140-310); dataset-1
@@ -157,7 +159,7 @@ def study_training(config: ml_collections.ConfigDict, stage: str,
                      unit_length=4, batch_size=sizes["batch_size"], split="train",
                      eval_split="val", prefetch=0 if quick else 2)
   config.optimizer.update(learning_rate=sizes["learning_rate"][stage], grad_clip_norm=1.0)
-  if stage in ("denoiser", "projector"):     # cached VAE posteriors (the LCM step encodes)
+  if stage in ("denoiser", "projector", "lcm"):  # cached VAE posteriors (lead_jax.train.latents)
     config.latent_cache.crops_per_clip = sizes["crops_per_clip"]
   config.train.update(num_steps=steps, log_every=10 if quick else 100,
                       checkpoint_every=steps if quick else 1000, eval_every=steps,

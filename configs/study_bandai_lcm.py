@@ -6,7 +6,7 @@ of the study denoiser (the teacher) over the study VAE, MiniLM text (384).
       --config.dependencies.denoiser_workdir=OUT/workdirs/denoiser
 Sizes: the denoiser's (student = teacher + the guidance embedding, cond_proj_dim 256; 16 quick);
 batch 32; 1,500 steps at lr 2e-4 (cosine after 100 warm-up steps; MotionLCM: 1k of 96k). The
-LCM stage encodes its latents in the step (it has no latent cache).
+latents come from the latent cache (`study_bandai.SIZES[scale]['crops_per_clip']`).
 """
 
 from configs import common, study_bandai

@@ -133,7 +133,7 @@ def test_every_step_runs_and_records_its_outputs(full_study):
   lcm, denoiser = records["lcm"]["outputs"], records["denoiser"]["outputs"]
   assert lcm["steps"] == 10 and lcm["params"] > denoiser["params"]  # + the guidance embedding
   assert np.isfinite(lcm["final"]["eval/huber"]) and lcm["final"]["eval/huber"] > 0
-  for stage in ("denoiser", "projector"):  # trained on cached VAE posteriors
+  for stage in ("denoiser", "projector", "lcm"):  # trained on cached VAE posteriors
     config = checkpoints.load_config(str(full_study / "workdirs" / stage))
     assert config["latent_cache"]["crops_per_clip"] == 2
     assert list((full_study / "workdirs" / stage / "latent_cache").glob("train-*.npz"))
