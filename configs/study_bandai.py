@@ -1,13 +1,15 @@
 """The Bandai Namco study (`lead-jax study bandai`): which clips, how they are split, the held-out
 style, and the sizes shared by its stage configs (`configs/study_bandai_{evaluator,vae,denoiser,
-projector}.py`). Two scales, `get_config('full')` (default) and `get_config('quick')`:
+projector,lcm}.py`), and what the evaluation steps run (Tables 1, 5, 6, Fig. 2, Tables 3/4).
+The denoiser, projector and LCM stages train on the latent cache (`crops_per_clip` crops per
+clip encoded once). Two scales, `get_config('full')` (default) and `get_config('quick')`:
 
   full   every clip: dataset-1 (174) and dataset-2 (the 210 loose files and the 2,552 of
          dataset-2-more.tar.xz, unpacked into OUT/raw), about 3.8 hours of capture; the
          2-hour study on 2 CPU cores.
   quick  the 210 loose dataset-2 files (3 clips per content x style, nothing to unpack), tiny
-         models and a few dozen steps: the path a test runs in CI (~10 minutes for every step,
-         data + evaluator + VAE in well under 2).
+         models, a few dozen steps, 2 replications, one ablation (noALIGN, 5 steps), 3 inversion
+         steps: the path a test runs in CI (every step in ~9 minutes on 2 loaded cores).
 
 Clip lengths (at 20 fps after resampling from the files' 30 fps): dataset-2's raise-up clips are
 short (median 48 frames, 35% under 40, a few under 24), walks and waves long (140-310); dataset-1
@@ -40,8 +42,11 @@ SIZES = {
                       "dropout": 0.1, "mlp_layers": 3},
         "evaluator": {"movement_hidden": 128, "movement_out": 128, "motion_hidden": 256,
                       "text_hidden": 256, "output_dim": 256},
-        "steps": {"evaluator": 3000, "vae": 6000, "denoiser": 8000, "projector": 3000},
-        "learning_rate": {"evaluator": 1e-3, "vae": 5e-4, "denoiser": 5e-4, "projector": 5e-4},
+        "steps": {"evaluator": 3000, "vae": 6000, "denoiser": 8000, "projector": 3000,
+                  "lcm": 1500},
+        "learning_rate": {"evaluator": 1e-3, "vae": 5e-4, "denoiser": 5e-4, "projector": 5e-4,
+                          "lcm": 2e-4},
+        "cond_proj_dim": 256, "crops_per_clip": 8,
     },
     "quick": {
         "latent_dim": 32, "num_tokens": 4, "max_len": 64, "batch_size": 16,
@@ -51,8 +56,10 @@ SIZES = {
                       "dropout": 0.1, "mlp_layers": 1},
         "evaluator": {"movement_hidden": 32, "movement_out": 32, "motion_hidden": 64,
                       "text_hidden": 64, "output_dim": 32},
-        "steps": {"evaluator": 60, "vae": 40, "denoiser": 40, "projector": 30},
-        "learning_rate": {"evaluator": 1e-3, "vae": 1e-3, "denoiser": 1e-3, "projector": 1e-3},
+        "steps": {"evaluator": 60, "vae": 40, "denoiser": 40, "projector": 30, "lcm": 10},
+        "learning_rate": {"evaluator": 1e-3, "vae": 1e-3, "denoiser": 1e-3, "projector": 1e-3,
+                          "lcm": 1e-3},
+        "cond_proj_dim": 16, "crops_per_clip": 2,
     },
 }
 SCALES = tuple(SIZES)
@@ -88,15 +95,39 @@ def get_config(scale: str = "full") -> ml_collections.ConfigDict:
       "heldout_aliases": ("old",),
       "heldout_examples": 4,
       "heldout_example_contents": ("walk", "run", "wave-both-hands", "raise-up-both-hands"),
-      # Evaluation (the protocol of `lead-jax evaluate`).
+      # Evaluation (the protocol of `lead-jax evaluate`, one item per test clip).
       "replications": 2 if quick else 20,
       "knn_k": 5,
+      "ddim_steps": 5 if quick else 50,     # MLD / LEAD rows (Table 1)
+      "guidance_scale": 7.5,
+      "eval_batch_size": 32,
+      "mm_prompts": 0 if quick else 100,    # MultiModality: prompts x repeats (0 = skipped)
+      "mm_repeats": 30,
+      "lcm_steps": (1, 2, 4),               # Table 5 rows
+      # Table 6: projector variants (the study projector config with one override each), scored
+      # with LEAD rows at `ablation_replications`. Names: lead_jax.recipes.bandai_study.ABLATIONS
+      # (transformer, skip, mlp, noKL, noREC, noALIGN).
+      "ablations": (("noALIGN",) if quick else
+                    ("transformer", "skip", "mlp", "noKL", "noREC", "noALIGN")),
+      "ablation_steps": 5 if quick else 1500,
+      "ablation_replications": 2 if quick else 5,
+      # Fig. 2: t-SNE of the test clips' VAE and projector latents.
+      "tsne_max_motions": 500,
+      "tsne_iters": 300 if quick else 1000,
+      # Tables 3/4: motion textual inversion of the held-out style from heldout_examples.txt.
+      "mti_spaces": ("lead", "mld", "feat"),
+      "mti_token": "<heldout>",
+      "mti_init_word": "",                  # '' = mean of the token table (no style hint)
+      "mti_steps": 3 if quick else 100,
+      "mti_samples": 2 if quick else 8,     # generations per (prompt, space, projector on/off)
+      "mti_ddim_steps": 5 if quick else 50,
       # The stage configs, relative to the repository root, called with `scale`.
       "stage_configs": {
           "evaluator": "configs/study_bandai_evaluator.py",
           "vae": "configs/study_bandai_vae.py",
           "denoiser": "configs/study_bandai_denoiser.py",
           "projector": "configs/study_bandai_projector.py",
+          "lcm": "configs/study_bandai_lcm.py",
       },
   })
 
@@ -128,6 +159,8 @@ def study_training(config: ml_collections.ConfigDict, stage: str,
                      unit_length=4, batch_size=sizes["batch_size"], split="train",
                      eval_split="val", prefetch=0 if quick else 2)
   config.optimizer.update(learning_rate=sizes["learning_rate"][stage], grad_clip_norm=1.0)
+  if stage in ("denoiser", "projector", "lcm"):  # cached VAE posteriors (lead_jax.train.latents)
+    config.latent_cache.crops_per_clip = sizes["crops_per_clip"]
   config.train.update(num_steps=steps, log_every=10 if quick else 100,
                       checkpoint_every=steps if quick else 1000, eval_every=steps,
                       eval_batches=2 if quick else 8, progress=True)

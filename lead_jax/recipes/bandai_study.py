@@ -9,9 +9,16 @@ Steps (`STEPS`, run in this order; each is a function `step(study) -> outputs`):
              with paraphrases, split by take; the held-out style kept apart (`_run_data`)
   evaluator  the trainable evaluator on the train split; its Real row (the protocol of
              `lead-jax evaluate`) and how well its embeddings separate contents and styles
-  vae, denoiser, projector   the three stages with the study configs (`configs/study_bandai_*`)
-  lcm, evaluate, ablations, tsne, mti, report   filled in once the MotionLCM, latent-cache and
-             evaluation-protocol work lands (each raises NotImplementedError naming what it needs)
+  vae, denoiser, projector, lcm   the stages with the study configs (`configs/study_bandai_*`;
+             denoiser and projector on the latent cache, the LCM student distilled from the
+             study denoiser)
+  evaluate   Table 1 (Real, MLD, LEAD) and Table 5 (MotionLCM / LEAD-MotionLCM at 1, 2, 4 steps):
+             the protocol of `lead-jax evaluate` on the test split with the study's evaluator
+  ablations  Table 6: the projector variants of `study.ablations` (`ABLATIONS`), LEAD rows
+  tsne       Fig. 2: VAE vs projector latents of the test clips by content and by style
+  mti        Tables 3/4: one token of the held-out style per objective (lead, mld, feat), scored
+             against the style's held-out test clips (FID, style retrieval)
+  report     results/bandai.md from the outputs of the finished steps
 
 OUT layout:
   study.json        scale, Bandai folder, commit (a rerun must ask for the same scale)
@@ -22,7 +29,8 @@ OUT layout:
   data/             the dataset (HumanML3D layout, `heldout_*.txt`, `labels.json`)
   text_cache/       MiniLM caption embeddings, shared by the stages
   workdirs/<stage>/ checkpoints, metrics.jsonl, tensorboard
-  results/          evaluator.json, evaluator.md, ...
+  results/          evaluator.{json,md}, evaluate.{json,md}, ablations.md + ablations/<v>.json,
+                    fig2_{content,style}.{png,json,npz}, mti.{json,md}, bandai.md
 
 The Bandai Namco Research Motion Dataset is CC BY-NC 4.0 (Bandai Namco Research Inc.; attribution
 required, non-commercial use only); nothing of it enters the repository.
@@ -52,11 +60,14 @@ from tqdm import tqdm
 from lead_jax.config_loader import load_config
 from lead_jax.data import layout
 from lead_jax.errors import ConfigError, InputError, MissingFileError
-from lead_jax.evaluation import protocol, report, tsne
+from lead_jax.evaluation import latents, protocol, report, tsne
+from lead_jax.generate import Pipeline
 from lead_jax.io import captions, importer
+from lead_jax.metrics import scores
 from lead_jax.metrics.embedders import TrainedEmbedder
 from lead_jax.train import stage as stage_lib
 from lead_jax.train import train_stage
+from lead_jax.train.inversion import Inverter, InversionSettings
 from lead_jax.workdir import load_trained_evaluator
 
 STEPS = ("data", "evaluator", "vae", "denoiser", "projector", "lcm", "evaluate", "ablations",
@@ -70,6 +81,16 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "tsne": ("projector",), "mti": ("evaluator", "projector"), "report": ("data",),
 }
 STUDY_CONFIG = "configs/study_bandai.py"
+# Table 6 variants (`study.ablations` picks which run): overrides of the study projector config
+# (`lead_jax.models.projector` arch; `lead_jax.train.projector` loss weights, 0 = term off).
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "transformer": {},                    # the study projector, retrained at the ablation budget
+    "skip": {"projector.arch": "skip"},
+    "mlp": {"projector.arch": "mlp"},
+    "noKL": {"loss.w_kl": 0.0},
+    "noREC": {"loss.w_rec": 0.0},
+    "noALIGN": {"loss.w_align": 0.0},
+}
 TRAINED_STAGES = ("evaluator", "vae", "denoiser", "projector")
 
 
@@ -140,9 +161,9 @@ class Study:
     config = load_config(f"{_repo_file(path)}:{self.scale}")
     config.data.dir = str(self.data_dir)
     config.data.text_cache_dir = str(self.out / "text_cache")
-    if stage in ("denoiser", "projector"):
+    if stage in ("denoiser", "projector", "lcm"):
       config.dependencies.vae_workdir = str(self.workdir("vae"))
-    if stage == "projector":
+    if stage in ("projector", "lcm"):
       config.dependencies.denoiser_workdir = str(self.workdir("denoiser"))
     return config
 
@@ -386,13 +407,16 @@ def _run_vae(study: Study) -> dict:
 
 
 def _run_denoiser(study: Study) -> dict:
-  """The denoiser through the normal trainer (the latent cache of the training issue plugs in
-  here once it lands)."""
   return train_study_stage(study, "denoiser")
 
 
 def _run_projector(study: Study) -> dict:
   return train_study_stage(study, "projector")
+
+
+def _run_lcm(study: Study) -> dict:
+  """MotionLCM's student distilled from the study denoiser (the teacher) over the study VAE."""
+  return train_study_stage(study, "lcm")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -476,27 +500,434 @@ def _run_evaluator(study: Study) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
-# Steps filled in later (they need work of other issues).
+# Shared by the evaluation steps: the trained evaluator, the test stream, pipelines, methods.
 
 
-def _pending(step: str, needs: str) -> Callable[[Study], dict]:
-  def run(study: Study) -> dict:
-    del study
-    raise NotImplementedError(f"study step {step!r} is not written yet: it needs {needs}")
-  run.__name__ = f"_run_{step}"
-  return run
+@dataclasses.dataclass
+class Scoring:
+  """The study's trained evaluator and a `BatchesFn` over a split (one item per clip)."""
+  embedder: TrainedEmbedder
+  batches: protocol.BatchesFn
+  mean: np.ndarray
+  std: np.ndarray
 
 
-_run_lcm = _pending("lcm", "the MotionLCM student trainer (issue #14, lead_jax/train/lcm.py)")
-_run_evaluate = _pending("evaluate", "the evaluation protocol of issue #13 (Table 1 and Table 5 "
-                         "layouts: Real, MLD, LEAD, MLD-LCM / LEAD-LCM at 1, 2, 4 steps)")
-_run_ablations = _pending("ablations", "projector variants (Table 6: arch transformer / skip / mlp,"
-                          " noKL / noREC / noALIGN) trained and scored with the protocol")
-_run_tsne = _pending("tsne", "VAE vs projector latents of the test clips by content and style "
-                     "(lead_jax.evaluation.latents / tsne, Fig. 2)")
-_run_mti = _pending("mti", "motion textual inversion of the held-out style from "
-                    "heldout_examples.txt with the lead / mld / feat objectives (Tables 3, 4)")
-_run_report = _pending("report", "docs/results/bandai.md from the step outputs")
+def scoring(study: Study, split: str = "test") -> Scoring:
+  """The trained evaluator (`TrainedEmbedder`) and the evaluation stream of `split` (the
+  evaluator config's data section: crops of <= data.max_len frames, MiniLM captions)."""
+  config = study.stage_config("evaluator")
+  mean, std = layout.load_stats(study.data_dir)
+  embedder = TrainedEmbedder(load_trained_evaluator(study.workdir("evaluator")), mean, std)
+  batches = protocol.stream_batches(config, study.text_encoder(config), split=split)
+  return Scoring(embedder, batches, mean, std)
+
+
+def pipeline(study: Study, workdir: pathlib.Path,
+             denoiser_workdir: pathlib.Path | None = None) -> Pipeline:
+  """`Pipeline.from_workdir` of a study stage (projector: LEAD; denoiser_workdir=lcm: the LCM
+  student under that projector), sharing the study's text encoder."""
+  encoder = study.text_encoder(study.stage_config("denoiser"))
+  return Pipeline.from_workdir(workdir, denoiser_workdir=denoiser_workdir and str(denoiser_workdir),
+                               text_encoder=encoder)
+
+
+def protocol_settings(study: Study, replications: int, multimodality: bool = True
+                      ) -> protocol.ProtocolSettings:
+  cfg = study.config
+  return protocol.ProtocolSettings(
+      replications=int(replications), seed=int(cfg.seed),
+      mm_prompts=int(cfg.mm_prompts) if multimodality else 0, mm_repeats=int(cfg.mm_repeats))
+
+
+def table1_methods(study: Study, pipe: Pipeline, *, mld: bool = True,
+                   label: str = "") -> dict[str, protocol.GenerateFn]:
+  """The Table 1 rows of a LEAD pipeline: 'MLD' (its denoiser without the projector) and 'LEAD'
+  (with it), DDIM `ddim_steps`; `label` is appended to the names ('LEAD (noKL)')."""
+  cfg = study.config
+  common = dict(guidance_scale=float(cfg.guidance_scale), steps=int(cfg.ddim_steps),
+                batch_size=int(cfg.eval_batch_size))
+  methods = {"MLD": protocol.pipeline_generator(pipe, False, **common)} if mld else {}
+  methods["LEAD" + label] = protocol.pipeline_generator(pipe, True, **common)
+  return methods
+
+
+def _score(study: Study, score: Scoring, methods: Mapping[str, protocol.GenerateFn],
+           settings: protocol.ProtocolSettings, what: str) -> dict:
+  result = protocol.evaluate(score.embedder, score.batches, methods, settings, score.mean,
+                             score.std, progress=lambda m: _log(f"{what}: {m}"))
+  result["settings"].update({"protocol": "clip", "items": None, "split": "test",
+                             "evaluator": {"kind": "trained", "path": study.relative(
+                                 study.workdir("evaluator"))}, **report.provenance()})
+  return result
+
+
+def _means(result: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+  return {row: {k: v["mean"] for k, v in metrics.items()}
+          for row, metrics in result["summary"].items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Step `evaluate` (Tables 1 and 5).
+
+
+def _run_evaluate(study: Study) -> dict:
+  """Table 1 (Real, MLD, LEAD) and Table 5 (MotionLCM / LEAD-MotionLCM at `lcm_steps`) on the
+  test split, `replications` replications, with the study's trained evaluator."""
+  cfg, score = study.config, scoring(study)
+  settings = protocol_settings(study, cfg.replications)
+  lead = pipeline(study, study.workdir("projector"))
+  table1 = _score(study, score, table1_methods(study, lead), settings, "Table 1")
+  fast = pipeline(study, study.workdir("projector"), study.workdir("lcm"))
+  table5 = _score(study, score, protocol.lcm_methods(
+      fast, tuple(int(k) for k in cfg.lcm_steps), float(cfg.guidance_scale),
+      int(cfg.eval_batch_size)), settings, "Table 5")
+  study.results_dir.mkdir(parents=True, exist_ok=True)
+  _write_json(study.results_dir / "evaluate.json", {"table1": table1, "table5": table5})
+  (study.results_dir / "evaluate.md").write_text(
+      report.markdown_table(table1, title="Table 1 layout: text-to-motion on the test split")
+      + "\n" + report.markdown_table(table5, title="Table 5 layout: MotionLCM students"))
+  return {"table1": _means(table1), "table5": _means(table5),
+          "replications": int(cfg.replications), "ddim_steps": int(cfg.ddim_steps)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Step `ablations` (Table 6).
+
+
+def _override(config: ml_collections.ConfigDict, dotted: str, value: Any) -> None:
+  *path, field = dotted.split(".")
+  section = config
+  for name in path:
+    section = section[name]
+  if field not in section:
+    raise ConfigError(f"ablation override {dotted!r}: the projector config has no such field")
+  section[field] = value
+
+
+def ablation_config(study: Study, variant: str) -> ml_collections.ConfigDict:
+  """The study projector config with `variant`'s overrides (`study_bandai.ABLATIONS`), trained
+  `ablation_steps` steps."""
+  if variant not in ABLATIONS:
+    raise ConfigError(f"study.ablations: unknown variant {variant!r}; choose from "
+                      f"{', '.join(ABLATIONS)}")
+  config = study.stage_config("projector")
+  for dotted, value in ABLATIONS[variant].items():
+    _override(config, dotted, value)
+  steps = int(study.config.ablation_steps)
+  config.train.update(num_steps=steps, checkpoint_every=steps, eval_every=steps)
+  return config
+
+
+def _run_ablations(study: Study) -> dict:
+  """Each variant of `ablations` trained into workdirs/ablation_<name> and scored with a LEAD
+  row (`ablation_replications`, no MultiModality); results/ablations/<name>.json per variant
+  (a rerun skips finished variants), results/ablations.md."""
+  cfg = study.config
+  folder = study.results_dir / "ablations"
+  folder.mkdir(parents=True, exist_ok=True)
+  settings = protocol_settings(study, cfg.ablation_replications, multimodality=False)
+  score, rows = None, {}
+  for variant in cfg.ablations:
+    path = folder / f"{variant}.json"
+    if not path.exists():
+      workdir = study.workdir(f"ablation_{variant}")
+      config = ablation_config(study, variant)
+      _log(f"ablations: {variant} {dict(ABLATIONS[variant])}, {config.train.num_steps} steps")
+      state = train_stage(config, str(workdir), "projector",
+                          text_encoder=study.text_encoder(config))
+      score = score or scoring(study)
+      pipe = pipeline(study, workdir)
+      result = _score(study, score, table1_methods(study, pipe, mld=False, label=f" ({variant})"),
+                      settings, f"ablation {variant}")
+      result["variant"] = {"name": variant, "overrides": dict(ABLATIONS[variant]),
+                           "steps": int(state.step), "workdir": study.relative(workdir),
+                           "params": int(sum(np.size(x) for x in jax.tree.leaves(state.params)))}
+      _write_json(path, result)
+    rows[variant] = json.loads(path.read_text())
+  merged = {"settings": next(iter(rows.values()))["settings"],
+            "summary": {name: r["summary"][name] for r in rows.values()
+                        for name in r["summary"] if name != "Real"}}
+  skipped = [v for v in ABLATIONS if v not in cfg.ablations]
+  (study.results_dir / "ablations.md").write_text(
+      report.markdown_table(merged, report.TABLE1_COLUMNS[:-1],
+                            "Table 6 layout: projector ablations (LEAD rows)")
+      + f"\nVariants run: {', '.join(cfg.ablations)} ({cfg.ablation_steps} training steps each, "
+      f"the study projector config otherwise); not run: {', '.join(skipped) or 'none'}.\n")
+  return {"run": list(cfg.ablations), "not_run": skipped, "steps": int(cfg.ablation_steps),
+          "replications": int(cfg.ablation_replications),
+          "rows": {name: {k: v["mean"] for k, v in m.items()}
+                   for name, m in merged["summary"].items()},
+          "params": {v: r["variant"]["params"] for v, r in rows.items()}}
+
+
+# ----------------------------------------------------------------------------------------------
+# Step `tsne` (Fig. 2).
+
+
+def _run_tsne(study: Study) -> dict:
+  """VAE posterior means vs projector latents of the test clips, t-SNE coloured by content and by
+  style (results/fig2_content.png, fig2_style.png + .json with silhouettes, + .npz)."""
+  cfg = study.config
+  models = latents.load_latent_models(study.workdir("projector"))
+  split = latents.encode_split(models, study.data_dir, "test",
+                               max_motions=int(cfg.tsne_max_motions), seed=int(cfg.seed))
+  labels = json.loads((study.data_dir / "labels.json").read_text())
+  outputs: dict[str, Any] = {"motions": len(split.ids)}
+  for key in ("content", "style"):
+    names = [labels[i][key] for i in split.ids]
+    summary = tsne.latent_figure(split, names, study.results_dir / f"fig2_{key}.png",
+                                 seed=int(cfg.seed), num_iters=int(cfg.tsne_iters),
+                                 title=f"t-SNE of {len(names)} test clips by {key}")
+    outputs[key] = {"figure": f"fig2_{key}.png", "panels": summary["panels"],
+                    "labels": len(set(names))}
+  return outputs
+
+
+# ----------------------------------------------------------------------------------------------
+# Step `mti` (Tables 3 and 4).
+
+
+def mti_prompt(token: str | None, content: str) -> str:
+  """'a person <token> walks.': the token (if any) before the content's first verb phrase."""
+  return " ".join(["a person"] + ([token] if token else []) + [captions.BANDAI_VERBS[content][0]]) + "."
+
+
+def _heldout_clips(study: Study, name: str, max_frames: int) -> list[layout.Clip]:
+  clips = [layout.load_clip(study.data_dir, i) for i in layout.read_split_ids(study.data_dir, name)]
+  return [dataclasses.replace(c, motion=c.motion[:max_frames]) for c in clips]
+
+
+def style_retrieval(generated: np.ndarray, reference: np.ndarray, ref_styles: Sequence[str],
+                    ref_contents: Sequence[str], style: str, contents: Sequence[str]
+                    ) -> dict[str, float]:
+  """Fraction of generated motions whose nearest reference embedding (Euclidean) is of `style`,
+  and whose nearest reference is of the prompt's content (`contents`, one per motion)."""
+  d = ((generated[:, None, :] - reference[None, :, :]) ** 2).sum(-1)
+  nearest = np.argmin(d, axis=1)
+  return {"style_retrieval": float(np.mean(np.asarray(ref_styles)[nearest] == style)),
+          "content_retrieval": float(np.mean(np.asarray(ref_contents)[nearest]
+                                             == np.asarray(contents)))}
+
+
+def _mti_generate(study: Study, pipe: Pipeline, prompts: Sequence[str], lengths: np.ndarray,
+                  use_projector: bool, concepts: Sequence[Any], sample: int) -> np.ndarray:
+  cfg = study.config
+  out, size = [], int(cfg.eval_batch_size)
+  for i, start in enumerate(range(0, len(prompts), size)):
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.key(int(cfg.seed)), sample), i)
+    res = pipe.generate(list(prompts[start:start + size]), lengths[start:start + size], key,
+                        guidance_scale=float(cfg.guidance_scale), steps=int(cfg.mti_ddim_steps),
+                        use_projector=use_projector, concepts=concepts)
+    out.append(np.pad(res["features"], ((0, 0), (0, pipe.max_frames - res["features"].shape[1]),
+                                        (0, 0))))
+  return np.concatenate(out).astype(np.float32)
+
+
+def _run_mti(study: Study) -> dict:
+  """One token `mti_token` learnt from heldout_examples.txt with each objective of `mti_spaces`
+  (`Inverter`, configs/inversion.py with `mti_steps` steps); for each clip of heldout_test.txt,
+  `mti_samples` motions from `mti_prompt(token, its content)` at its length, without and with the
+  projector; rows without the token ('a person walks.') as the baseline. Per sample: FID of the
+  generated set against the held-out test clips (study evaluator) and style / content retrieval
+  against the references = the test split's clips and the held-out test clips."""
+  cfg = study.config
+  pipe = pipeline(study, study.workdir("projector"))
+  score = scoring(study)
+  examples = _heldout_clips(study, "heldout_examples", pipe.max_frames)
+  tests = _heldout_clips(study, "heldout_test", pipe.max_frames)
+  refs = [c for c in (layout.load_clip(study.data_dir, i) for i in
+                      layout.read_split_ids(study.data_dir, "test"))]
+  refs = [dataclasses.replace(c, motion=c.motion[:pipe.max_frames]) for c in refs] + tests
+  embed = lambda clips: protocol.embed_rows(
+      score.embedder.embed_motion,
+      np.stack([np.pad(c.motion, ((0, pipe.max_frames - c.length), (0, 0))) for c in clips]),
+      np.asarray([c.length for c in clips]))
+  real, reference = embed(tests), embed(refs)
+  ref_labels = [captions.parse_bandai_stem(_base_id(c.id)) for c in refs]
+  contents = [captions.parse_bandai_stem(c.id).content for c in tests]
+  lengths = np.asarray([c.length for c in tests])
+  base = InversionSettings.from_config(load_config(str(_repo_file("configs/inversion.py"))),
+                                       steps=int(cfg.mti_steps))
+  variants: dict[str, list[Any]] = {"no token": []}    # row name -> concepts
+  losses = {}
+  for space in cfg.mti_spaces:
+    run = Inverter(pipe, dataclasses.replace(base, space=space)).invert(
+        [c.motion for c in examples], cfg.mti_token, cfg.mti_init_word or None)
+    losses[space] = {"first": float(run.losses[0]), "last": float(run.losses[-1]),
+                     "fixed_batch": [float(x) for x in run.eval_losses]}
+    variants[f"MTI_{space}"] = [run.concept]
+  rows: dict[str, dict[str, list[float]]] = {}
+  for name, concepts in variants.items():
+    prompts = [mti_prompt(cfg.mti_token if concepts else None, c) for c in contents]
+    for use_projector in (False, True):
+      row = rows.setdefault(name + (" w/ project" if use_projector else ""), {})
+      for sample in range(int(cfg.mti_samples)):
+        emb = protocol.embed_rows(
+            score.embedder.embed_motion,
+            _mti_generate(study, pipe, prompts, lengths, use_projector, concepts, sample), lengths)
+        values = {"FID": scores.fid(real, emb), **style_retrieval(
+            emb, reference, [l.style for l in ref_labels], [l.content for l in ref_labels],
+            cfg.heldout_style, contents)}
+        for k, v in values.items():
+          row.setdefault(k, []).append(v)
+      _log(f"mti: {name}{' w/ project' if use_projector else ''}: FID "
+           f"{np.mean(row['FID']):.3f}, style retrieval {np.mean(row['style_retrieval']):.3f}")
+  summary = {name: {k: dict(zip(("mean", "ci95"), scores.mean_and_ci(v))) for k, v in r.items()}
+             for name, r in rows.items()}
+  result = {"settings": {"replications": int(cfg.mti_samples), "seed": int(cfg.seed),
+                         "examples": [c.id for c in examples], "test_clips": len(tests),
+                         "reference_clips": len(refs), "token": cfg.mti_token,
+                         "prompt": mti_prompt(cfg.mti_token, "walk"),
+                         "inversion": base.to_dict(), "ddim_steps": int(cfg.mti_ddim_steps)},
+            "rows": rows, "summary": summary, "losses": losses}
+  _write_json(study.results_dir / "mti.json", result)
+  (study.results_dir / "mti.md").write_text(_mti_markdown(result, study))
+  return {"rows": {n: {k: v["mean"] for k, v in m.items()} for n, m in summary.items()},
+          "losses": losses, "test_clips": len(tests), "examples": result["settings"]["examples"]}
+
+
+def _mti_markdown(result: Mapping[str, Any], study: Study) -> str:
+  s, cfg = result["settings"], study.config
+  lines = ["### Tables 3/4 layout: motion textual inversion of the held-out style", "",
+           "| Method | FID ↓ | style retrieval ↑ | content retrieval ↑ |", "|---|---|---|---|"]
+  for name, row in result["summary"].items():
+    cells = [f"{row[k]['mean']:.3f} ±{row[k]['ci95']:.3f}"
+             for k in ("FID", "style_retrieval", "content_retrieval")]
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  lines += ["", f"One token {s['token']} learnt from the {len(s['examples'])} held-out "
+            f"`{cfg.heldout_style}` clips of heldout_examples.txt ({s['inversion']['steps']} Adam "
+            f"steps, lr {s['inversion']['optimizer']['learning_rate']}) per objective; for each of "
+            f"the {s['test_clips']} clips of heldout_test.txt, one motion per sample from "
+            f"\"a person {s['token']} <its content's verb>.\" (e.g. \"{s['prompt']}\") at its "
+            f"length ({s['ddim_steps']} DDIM steps); 'no token': the same prompts without the "
+            "token. FID: the generated set against the held-out test clips (study evaluator). "
+            f"Style retrieval: fraction of generated motions whose nearest evaluator embedding "
+            f"among {s['reference_clips']} real clips (the test split and the held-out test clips) "
+            f"is of style `{cfg.heldout_style}`; content retrieval: whose nearest has the prompt's "
+            f"content. Mean ±95% CI over {s['replications']} samples."]
+  return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# Step `report`.
+
+ATTRIBUTION = ("Data: the Bandai Namco Research Motion Dataset (dataset-1, dataset-2), Bandai Namco "
+               "Research Inc., CC BY-NC 4.0 (https://github.com/BandaiNamcoResearchInc/"
+               "Bandai-Namco-Research-Motiondataset); non-commercial use only, none of it is in "
+               "the repository.")
+SECTIONS = (("evaluator", "evaluator.md"), ("evaluate", "evaluate.md"),
+            ("ablations", "ablations.md"), ("mti", "mti.md"))
+
+
+def _compare(rows: Mapping[str, Any], new: str, base: str, metric: str) -> str | None:
+  """'LEAD FID 1.234 is inside MLD's 95% interval 1.300 ±0.100 (better)' or None."""
+  if new not in rows or base not in rows or metric not in rows[new]:
+    return None
+  a, b = rows[new][metric], rows[base][metric]
+  inside = abs(a["mean"] - b["mean"]) <= b["ci95"]
+  lower_better = metric in ("FID", "MM-Dist")
+  better = (a["mean"] < b["mean"]) == lower_better
+  return (f"{new} {metric} {a['mean']:.3f} is {'inside' if inside else 'outside'} {base}'s 95% "
+          f"interval {b['mean']:.3f} ±{b['ci95']:.3f} ({'better' if better else 'worse'} on "
+          "the mean)")
+
+
+def reading(study: Study) -> str:
+  """Facts computed from the step outputs: LEAD against MLD's intervals, LEAD-MotionLCM against
+  MotionLCM, the latents' silhouettes, the best MTI objective, the best ablation."""
+  facts: list[str] = []
+  res = study.results_dir
+  if (res / "evaluate.json").exists():
+    tables = json.loads((res / "evaluate.json").read_text())
+    rows = tables["table1"]["summary"]
+    facts += [f for m in ("FID", "R@1") if (f := _compare(rows, "LEAD", "MLD", m))]
+    rows5 = tables["table5"]["summary"]
+    for k in study.config.lcm_steps:
+      label = f"({k} step{'s' if k > 1 else ''})"
+      fact = _compare(rows5, f"LEAD-MotionLCM {label}", f"MotionLCM {label}", "FID")
+      if fact:
+        facts.append(fact)
+  tsne_out = study.records.get("tsne", {}).get("outputs")
+  if tsne_out:
+    for key in ("content", "style"):
+      panels = tsne_out[key]["panels"]
+      vae, proj = panels["vae"]["latent_silhouette"], panels["projected"]["latent_silhouette"]
+      if vae is not None and proj is not None:
+        facts.append(f"by {key}, the projector latents' silhouette is {proj:.3f} against the VAE "
+                     f"latents' {vae:.3f} ({'higher' if proj > vae else 'not higher'})")
+  mti_out = study.records.get("mti", {}).get("outputs")
+  if mti_out:
+    rows = mti_out["rows"]
+    best = max(rows, key=lambda n: rows[n]["style_retrieval"])
+    facts.append(f"MTI: the highest style retrieval is {best}'s "
+                 f"{rows[best]['style_retrieval']:.3f} (no token: "
+                 f"{rows['no token']['style_retrieval']:.3f}, no token w/ project: "
+                 f"{rows['no token w/ project']['style_retrieval']:.3f})")
+  abl = study.records.get("ablations", {}).get("outputs")
+  if abl and abl["rows"]:
+    best = min(abl["rows"], key=lambda n: abl["rows"][n]["FID"])
+    facts.append(f"among the ablations run ({', '.join(abl['run'])}), the lowest FID is "
+                 f"{best}'s {abl['rows'][best]['FID']:.3f}")
+  if not facts:
+    return "No evaluation step has finished yet.\n"
+  return ("Reading (generated from the numbers; the prose is the author's): " +
+          "; ".join(facts) + ".\n")
+
+
+def _sizes_table(study: Study) -> str:
+  lines = ["| stage | parameters | steps | seconds per step |", "|---|---|---|---|"]
+  for stage in TRAINED_STAGES + ("lcm",):
+    out = study.records.get(stage, {}).get("outputs")
+    if out:
+      sps = out.get("seconds_per_step")
+      lines.append(f"| {stage} | {out['params']:,} | {out['steps']} | "
+                   f"{'-' if sps is None else f'{sps:.3f}'} |")
+  return "\n".join(lines) + "\n"
+
+
+def _tsne_section(study: Study) -> str:
+  out = study.records.get("tsne", {}).get("outputs")
+  if not out:
+    return "Not run.\n"
+  lines = [f"t-SNE of the {out['motions']} test clips (VAE posterior means vs projector latents).",
+           ""]
+  for key in ("content", "style"):
+    lines += [f"![Fig. 2 by {key}]({out[key]['figure']})", ""]
+  lines += ["| colour | latents | silhouette (latent space) | silhouette (t-SNE plane) | "
+            "k-NN accuracy (latent space) |", "|---|---|---|---|---|"]
+  fmt = lambda v: "-" if v is None else f"{v:.3f}"
+  for key in ("content", "style"):
+    for panel, p in out[key]["panels"].items():
+      lines.append(f"| {key} ({out[key]['labels']}) | {panel} | {fmt(p['latent_silhouette'])} | "
+                   f"{fmt(p['silhouette'])} | {fmt(p['latent_knn_accuracy'])} |")
+  return "\n".join(lines) + "\n"
+
+
+def _run_report(study: Study) -> dict:
+  """results/bandai.md: every finished step's tables and figures (paths relative to it), the
+  command, commit, scale, time log, model sizes, the attribution and a generated reading."""
+  meta = json.loads((study.out / "study.json").read_text())
+  data = study.records["data"]["outputs"]
+  command = "lead-jax study bandai --out OUT" + (" --quick" if study.scale == "quick" else "")
+  parts = [f"# LEAD on the Bandai Namco motion capture ({study.scale} scale)", "",
+           reading(study), f"Command: `{command}`; commit `{meta['commit']}` (study created "
+           f"{meta['created']}; report written at commit `{_commit()}`).", "", ATTRIBUTION, "",
+           "## Data", "",
+           f"{data['kept']} clips ({data['frames']['hours']} h at 20 fps), splits by take "
+           f"{data['splits']}; held-out style `{study.config.heldout_style}` (and aliases "
+           f"{', '.join(study.config.heldout_aliases)}) out of every training split.", "",
+           "## Model sizes", "", _sizes_table(study),
+           "## Wall time per step", "", time_log(study, {}, [s for s in STEPS if s != "report"]),
+           "(the report step itself is not counted)", ""]
+  for step, name in SECTIONS:
+    path = study.results_dir / name
+    parts += [path.read_text() if path.exists() else f"## {step}\n\nNot run.\n", ""]
+  parts += ["## Fig. 2 layout: latents", "", _tsne_section(study)]
+  study.results_dir.mkdir(parents=True, exist_ok=True)
+  out = study.results_dir / "bandai.md"
+  out.write_text("\n".join(parts))
+  return {"report": study.relative(out), "reading": reading(study).strip()}
+
 
 STEP_FUNCTIONS: dict[str, Callable[[Study], dict]] = {
     "data": _run_data, "evaluator": _run_evaluator, "vae": _run_vae, "denoiser": _run_denoiser,
