@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--data-dir", default="", help="DeepMimic dataset folder ('' = default)")
   args = parser.parse_args(argv)
   out = pathlib.Path(args.out)
-  common = [f"--config.data.dir={args.data_dir}", "--config.train.progress=False"]
+  # As the demo: train on all 15 clips (the train split alone has fewer than a batch), evaluate
+  # on the test split.
+  common = [f"--config.data.dir={args.data_dir}", "--config.data.split=all",
+            "--config.train.progress=False"]
 
   vae_dir = args.vae_workdir or str(out / "vae")
   if not args.vae_workdir:
