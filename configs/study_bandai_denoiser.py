@@ -3,7 +3,8 @@
   lead-jax train --config=configs/study_bandai_denoiser.py --workdir=OUT/workdirs/denoiser \
       --config.data.dir=OUT/data --config.dependencies.vae_workdir=OUT/workdirs/vae
 Sizes (full): width 128 (the VAE latent), 5 layers, 4 heads, ff 512; batch 32; 8,000 steps at
-lr 5e-4, CFG caption dropout 0.1. Measured SECONDS_PER_STEP.
+lr 5e-4, CFG caption dropout 0.1, on the latent cache (8 crops per clip): 1,174,528 parameters,
+0.034 s/step, 7 min with the cache's encoding and the evaluations.
 """
 
 from configs import common, study_bandai, train_common

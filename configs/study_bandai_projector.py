@@ -6,7 +6,7 @@ caption embeddings (384). Ablations (Table 6): `--config.projector.arch=skip|mlp
       --config.data.dir=OUT/data --config.dependencies.vae_workdir=OUT/workdirs/vae \
       --config.dependencies.denoiser_workdir=OUT/workdirs/denoiser
 Sizes (full): 8 tokens of width 128, 3 layers per direction, 4 heads, ff 512; batch 32; 3,000
-steps at lr 5e-4. Measured SECONDS_PER_STEP.
+steps at lr 5e-4, on the latent cache: 1,637,776 parameters, 0.15 s/step, 9 min.
 """
 
 from configs import common, study_bandai, train_common
