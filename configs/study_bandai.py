@@ -106,7 +106,7 @@ def get_config(scale: str = "full") -> ml_collections.ConfigDict:
       "guidance_scale": 7.5,
       "eval_batch_size": 32,
       "mm_prompts": 0 if quick else 20,     # MultiModality: prompts x repeats (0 = skipped;
-      "mm_repeats": 0 if quick else 10,     # the paper: 100 x 30)
+      "mm_repeats": 10,                     # the paper: 100 x 30)
       "lcm_steps": (1, 2, 4),               # Table 5 rows
       # Table 6: projector variants (the study projector config with one override each), scored
       # with LEAD rows at `ablation_replications`. Names: lead_jax.recipes.bandai_study.ABLATIONS
