@@ -128,16 +128,15 @@ def test_import_train_sample_evaluate(mld_run, capsys):
                    str(root / "motionlcm"), "--clip", str(mld_run["clip"]), "--data-dir",
                    str(mld_run["data"]), "--num-heads", "2"]) == 0
   assert cli.main(["evaluate", "--workdir", str(lead), "--lcm-workdir",
-                   str(root / "motionlcm" / "lcm"), "--lcm-steps", "1", "2", "--evaluator",
+                   str(root / "motionlcm" / "lcm"), "--lcm-steps", "2", "--evaluator",
                    str(ev), "--steps", "2", "--mm-prompts", "0", "--batch-size", "4",
                    "--replications", "2", "--cache-dir", str(cache),
                    "--out", str(root / "eval5")]) == 0
   table = json.loads((root / "eval5" / "table.json").read_text())
-  assert list(table["rows"]) == ["Real", "MLD", "LEAD", "MotionLCM (1 step)",
-                                 "LEAD-MotionLCM (1 step)", "MotionLCM (2 steps)",
+  assert list(table["rows"]) == ["Real", "MLD", "LEAD", "MotionLCM (2 steps)",
                                  "LEAD-MotionLCM (2 steps)"]
   fids = [table["rows"][r]["FID"][0] for r in table["rows"] if "MotionLCM" in r]
-  assert np.isfinite(fids).all() and len(set(fids)) == 4
+  assert np.isfinite(fids).all() and len(set(fids)) == 2
 
 
 def test_corrupt_and_pickle_needing_checkpoints_are_refused(mld_run, tmp_path, capsys):
