@@ -33,7 +33,7 @@ its peak (VmHWM after a reset, minus VmRSS before; the same measure for torch).
   JAX_PLATFORMS=cpu python benchmarks/train_step.py --vae-batch 8 32 --denoiser-batch 64 256 \
       --projector-batch 64 256        # bigger batches: each new shape recompiles, 4x longer steps
   JAX_PLATFORMS=cpu python benchmarks/train_step.py --stages vae --vae-dropout-rngs threefry rbg \
-      unsafe_rbg --steps 7
+      unsafe_rbg counter_hash --steps 7
 """
 
 from __future__ import annotations

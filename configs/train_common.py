@@ -33,7 +33,7 @@ def train_loop_config(num_steps: int) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "num_steps": num_steps, "log_every": 50, "checkpoint_every": 2000, "eval_every": 0,
       "eval_batches": 8, "max_to_keep": 3, "best_metric": "", "best_mode": "min", "ema_decay": 0.0,
-      "compute_dtype": "float32", "dropout_rng": "threefry", "resume": True, "progress": True,
+      "compute_dtype": "float32", "dropout_rng": "counter_hash", "resume": True, "progress": True,
       "async_checkpoint": False})
 
 

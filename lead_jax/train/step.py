@@ -14,9 +14,9 @@ Config fields: `config.optimizer` (`lead_jax.train.optim`) and
   train.ema_decay       EMA of the params, updated after each optimiser update (0 = off)
   train.compute_dtype   'float32' | 'bfloat16': params, frozen params and floating batch entries
                         cast for the loss; master params, gradients and optimiser stay float32
-  train.dropout_rng     the generator of the dropout masks alone ('threefry' | 'rbg' |
-                        'unsafe_rbg', `dropout_rngs`); keys, parameter init and diffusion noise
-                        stay threefry
+  train.dropout_rng     the generator of the dropout masks alone ('counter_hash' | 'threefry' |
+                        'rbg' | 'unsafe_rbg', `dropout_rngs`); keys, parameter init and diffusion
+                        noise stay threefry
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from jax.sharding import Mesh
 from lead_jax.config_loader import require_fields
 from lead_jax.errors import ConfigError
 from lead_jax.models import precision
+from lead_jax.train import hash_rng
 from lead_jax.train import mesh as mesh_lib
 from lead_jax.train.optim import make_optimizer
 from lead_jax.train.state import TrainState
@@ -40,7 +41,7 @@ from lead_jax.train.state import TrainState
 LossFn = Callable[[Any, Mapping[str, jax.Array], Any, jax.Array],
                   tuple[jax.Array, Mapping[str, jax.Array]]]
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-DROPOUT_RNGS = ("threefry", "rbg", "unsafe_rbg")
+DROPOUT_RNGS = ("counter_hash", "threefry", "rbg", "unsafe_rbg")
 FIELDS = {"train": ("num_steps", "ema_decay", "compute_dtype"), "optimizer": ("grad_accum_steps",)}
 
 
@@ -68,11 +69,15 @@ def dropout_rng_impl(config) -> str:
 
 
 def dropout_rngs(key: jax.Array, impl: str) -> dict[str, jax.Array]:
-  """Flax `rngs` of a module's dropout: `{'dropout': key}` for 'threefry', else a key of `impl`
-  ('rbg', 'unsafe_rbg': XLA's RngBitGenerator, far cheaper than threefry for the masks) made from
-  4 words drawn with the threefry `key`, so the masks stay a pure function of the step key."""
+  """Flax `rngs` of a module's dropout, a pure function of the step's threefry `key`:
+  `{'dropout': key}` for 'threefry'; else a key of `impl` made from words drawn with `key`:
+  'counter_hash' (`lead_jax.train.hash_rng`: two hash rounds per word, the cheapest on every
+  backend), 'rbg' / 'unsafe_rbg' (XLA's RngBitGenerator: cheap on accelerators, expanded into a
+  counter cipher on CPU)."""
   if impl == "threefry":
     return {"dropout": key}
+  if impl == hash_rng.NAME:
+    return {"dropout": hash_rng.key_from(key)}
   return {"dropout": jax.random.wrap_key_data(jax.random.bits(key, (4,), jnp.uint32), impl=impl)}
 
 
