@@ -8,8 +8,8 @@ clip encoded once). Two scales, `get_config('full')` (default) and `get_config('
          dataset-2-more.tar.xz, unpacked into OUT/raw), about 3.8 hours of capture; the
          2-hour study on 2 CPU cores.
   quick  the 210 loose dataset-2 files (3 clips per content x style, nothing to unpack), tiny
-         models, a few dozen steps, 2 replications, one ablation (noALIGN, 5 steps), 3 inversion
-         steps: the path a test runs in CI (every step in ~9 minutes on 2 loaded cores).
+         models, a few dozen steps, 2 replications, Table 5 at 4 steps only, one ablation (noALIGN,
+         5 steps), 3 inversion steps: the path a test runs in CI (every step in a few minutes).
 
 Clip lengths (at 20 fps after resampling from the files' 30 fps): dataset-2's raise-up clips are
 short (median 48 frames, 35% under 40, a few under 24), walks and waves long (140-310); dataset-1
@@ -107,7 +107,7 @@ def get_config(scale: str = "full") -> ml_collections.ConfigDict:
       "eval_batch_size": 32,
       "mm_prompts": 0 if quick else 20,     # MultiModality: prompts x repeats (0 = skipped;
       "mm_repeats": 10,                     # the paper: 100 x 30)
-      "lcm_steps": (1, 2, 4),               # Table 5 rows
+      "lcm_steps": (4,) if quick else (1, 2, 4),   # Table 5 rows (quick: one, to stay short)
       # Table 6: projector variants (the study projector config with one override each), scored
       # with LEAD rows at `ablation_replications`. Names: lead_jax.recipes.bandai_study.ABLATIONS
       # (transformer, skip, mlp, noKL, noREC, noALIGN).

@@ -1,9 +1,23 @@
 """Shared test fixtures: the real data under ../shared/data (skipped with a message when absent)."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
+
+# One XLA compilation cache for the whole session (this process and the CLI subprocesses the tests
+# start): the suite builds many identical programs (a Pipeline or trainer per test, the same tiny
+# configs), and the persistent cache compiles each once. A fresh directory per session, removed at
+# exit, so no executable outlives the code that built it; JAX_COMPILATION_CACHE_DIR set by the
+# caller is used as is. Set before JAX is imported anywhere.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _CACHE = tempfile.mkdtemp(prefix="lead_jax_test_xla_cache_")
+  atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+  os.environ.update(JAX_COMPILATION_CACHE_DIR=_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.1",
+                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(os.environ.get("LEAD_JAX_SHARED_DATA", REPO.parent / "shared" / "data"))
