@@ -7,7 +7,7 @@ import pytest
 
 from lead_jax.errors import InputError
 from lead_jax.text import load_text_encoder
-from lead_jax.text.base import PackedTokens
+from lead_jax.text.base import PackedTokens, TokenBatch
 
 PROMPTS = ["a person walks forward", "the man <dance-x>", "", "someone walks", "the man dances",
            "xyz walks! 42 " * 4, "a man <dance-x> forward"]
@@ -76,3 +76,17 @@ def test_pack_tokens_checks(tiny_clip):
   emb = encoder.embed_tokens(encoder.params, packed.ids)
   with pytest.raises(InputError, match="packed CLIP token embeddings"):
     encoder.encode_packed(encoder.params, emb[:, :4], packed)
+
+
+def test_token_lengths_need_right_padding_and_clip_context(tiny_clip, tiny_bert):
+  encoder = load_text_encoder("minilm", tiny_bert[0], max_length=16)
+  batch = encoder.tokenize(["a person walks", "the man"])
+  np.testing.assert_array_equal(encoder.token_lengths(batch), [5, 4])  # [CLS] ... [SEP]
+  left_padded = TokenBatch(ids=batch.ids[:, ::-1], attention_mask=batch.attention_mask[:, ::-1],
+                           eos_index=batch.eos_index)
+  with pytest.raises(InputError, match="not real tokens followed by padding"):
+    encoder.pack_tokens(left_padded, 16)
+  # Packed positions count within a prompt, so a CLIP context longer than its position table
+  # is refused when loading.
+  with pytest.raises(InputError, match="max_length 17 exceeds max_position_embeddings 16"):
+    load_text_encoder("clip", tiny_clip[0], max_length=17)
