@@ -7,10 +7,10 @@ the same weights on both sides), on this machine, in one run:
                `[""] * B + captions` padded to 77 tokens, 50 guided DDIM steps in a Python loop over
                the doubled batch, VAE decode at the batch's longest length, de-normalisation
                (no joints); float32, `torch.inference_mode`
-  ddim50       ours, MLD mode: `Pipeline.generate` (CLIP on the prompts only, padded to a
-               power-of-two batch and token length; the empty prompt's embedding computed once per
-               pipeline; one jitted program: 50 guided DDIM steps in a lax.scan, VAE decode at a
-               bucketed length, joints)
+  ddim50       ours, MLD mode: `Pipeline.generate` (CLIP on the prompts' real tokens only, packed
+               side by side in rows of 64 tokens; the empty prompt's embedding computed once per
+               pipeline; one jitted program: 50 guided DDIM steps in a lax.scan, VAE decode of the
+               real frames only, packed in rows of the batch's frame bucket, joints)
   lcm1/2/4     ours, MotionLCM: the same program with a consistency-distilled denoiser
                (`cond_proj_dim` 256) and the LCM scheduler at 1, 2, 4 steps (no CFG doubling)
   +proj        the same with LEAD's projector round trip
@@ -20,8 +20,10 @@ HumanML3D-style sentences with lengths of 40-196 frames (20 fps). float32 and bf
 matmul precision; the text encoder runs float32). Time: median of --repeats calls after a first
 call (compile time = first call - median), the rows of a batch timed round-robin (so a change of
 load on a shared machine hits every row alike); peak RSS of the process after each row's first
-call; `x` = torch MLD seconds / ours. `--profile` adds where an LCM-1 call spends its time
-(text, sampling, decode).
+call; `x` = torch MLD seconds / ours. `--profile` adds where an LCM-1 call spends its time, each
+piece at the generation program's packed shapes: text (rows x tokens per row computed, and the
+prompts' real tokens), sampling, decode + joints (rows x frames per row computed, and the real
+frames).
 
 Target (issue #14): lcm1 at batch 32 >= 10x the torch MLD pipeline in float32.
 
@@ -285,14 +287,18 @@ def end_to_end(args) -> None:
 
 def profile(pipe: Pipeline, texts: list[str], lengths: list[int], repeats: int,
             steps: int) -> None:
-  """Median seconds of the pieces of one LCM call, each jitted alone, at the program's shapes."""
+  """Median seconds of the pieces of one LCM call, each jitted alone, at the program's packed
+  shapes (`prompts.pack_prompts`, `prompts.pack_motions`)."""
   enc = pipe.text_encoder
-  tokens, _ = prompts.tokenize_prompts(enc, texts, enc.no_extra_tokens())
+  tokens, _ = prompts.pack_prompts(enc, texts, enc.no_extra_tokens())
+  (rows, width), real_tokens = tokens.shape, int(tokens.packing.item_length.sum())
   tokens = jax.tree.map(jnp.asarray, tokens)
   n = prompts.next_pow2(len(texts))
-  frames = prompts.frame_bucket(max(lengths), pipe.max_frames)
+  motions = prompts.pack_motions(np.concatenate([lengths, np.zeros(n - len(lengths), int)]),
+                                 pipe.max_frames)
+  frame_rows, frames = motions.shape
   options = precision.compiler_options(pipe.matmul_dtype)  # as the generation program's
-  text_fn = jax.jit(lambda p, tok: enc.encode_embeddings(p, enc.embed_tokens(p, tok.ids), tok)[0],
+  text_fn = jax.jit(lambda p, tok: enc.encode_packed(p, enc.embed_tokens(p, tok.ids), tok),
                     compiler_options=options)
   pooled = text_fn(enc.params, tokens)
   keys = motion_keys(jax.random.key(0), np.arange(n), np.zeros(n, int))
@@ -303,22 +309,21 @@ def profile(pipe: Pipeline, texts: list[str], lengths: list[int], repeats: int,
                       compiler_options=options)
   cond = pooled[jnp.zeros(n, jnp.int32)]
   z0 = sample_fn(params["denoiser"], cond, keys)
-  lens = jnp.asarray(np.resize(lengths, n), jnp.int32)
   mean, std = jnp.asarray(pipe.mean), jnp.asarray(pipe.std)
-  decode_fn = jax.jit(lambda p, z, l: synthesis.decode(pipe.vae, p, z, l, frames, mean, std,
-                                                       pipe.joints_num),
+  decode_fn = jax.jit(lambda p, z, m: synthesis.decode_packed(pipe.vae, p, z, m, frames, mean, std,
+                                                              pipe.joints_num),
                       compiler_options=options)
   parts = {
-      f"text ({tokens.ids.shape[0]} x {tokens.ids.shape[1]} tokens)":
+      f"text ({rows} x {width} tokens, {real_tokens} real)":
           lambda: jax.block_until_ready(text_fn(enc.params, tokens)),
       f"sample ({n} x {steps} step)": lambda: jax.block_until_ready(sample_fn(
           params["denoiser"], cond, keys)),
-      f"decode + joints ({n} x {frames} frames)": lambda: jax.block_until_ready(decode_fn(
-          params["vae"], z0, lens)),
+      f"decode + joints ({frame_rows} x {frames} frames, {sum(lengths)} real)":
+          lambda: jax.block_until_ready(decode_fn(params["vae"], z0, motions)),
       "whole generate call": lambda: pipe.generate(texts, lengths, jax.random.key(0),
                                                    scheduler="lcm", steps=steps)}
   for name, fn in parts.items():
-    print(f"      {name:>40}: {timed(fn, repeats)[1]:.3f} s")
+    print(f"      {name:>48}: {timed(fn, repeats)[1]:.3f} s")
 
 
 def quality(args) -> None:

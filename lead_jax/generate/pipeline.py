@@ -15,16 +15,20 @@
 and placeholder-token rows included, never closed over):
 
   token embeddings (`embed_tokens`; concept rows enter here as data)
-    -> text encoder on the prompts            pooled [P, E]
+    -> text encoder on the packed prompts     pooled [P, E]
     -> `synthesis.synthesize`                  guided sampler (one lax.scan) with the unconditional
                                                embedding CLIP("") (computed once per pipeline),
-                                               projector round trip (LEAD), VAE decode, joints
+                                               projector round trip (LEAD), packed VAE decode,
+                                               joints
 
-Shapes are bucketed (`prompts`): motions, prompts and tokens to powers of two, decoded frames to
-a power of two >= 16 covering the longest requested length (at most `max_frames`, the stage's
-`data.max_len`). Each motion's noise comes from `fold_in(fold_in(key, prompt_id), sample)`
-(`diffusion.motion_keys`), so a motion does not depend on the rest of the batch, the padding or
-`num_samples`.
+Sequences are packed (`lead_jax.models.packing`): the prompts' real tokens side by side in rows,
+the motions' real frames in rows of the frame bucket, so neither the text encoder nor the VAE
+computes padding. Shapes are bucketed (`prompts`): motions and prompts to powers of two, tokens
+per row to 64 (or a multiple of 8 covering the longest prompt), frames per row to a power of two
+>= 16 (a multiple of 32 above 64) covering the longest requested length (at most `max_frames`, the
+stage's `data.max_len`), and the row counts to multiples of P/16 and N/8. Each motion's noise comes
+from `fold_in(fold_in(key, prompt_id), sample)` (`diffusion.motion_keys`), so a motion does not
+depend on the rest of the batch, the padding or `num_samples`.
 
 Input rules: prompts are non-empty strings (`InputError` otherwise); lengths are integers in
 [1, max_frames]; prompts longer than the text encoder's context (77 CLIP tokens) are truncated as
@@ -64,10 +68,10 @@ from lead_jax.errors import ConfigError, InputError, WeightsError
 from lead_jax.generate import prompts, synthesis
 from lead_jax.io.arrays import load_npy
 from lead_jax.models import (LatentDenoiser, MotionVAE, Projector, build_denoiser, build_vae,
-                             precision)
+                             packing, precision)
 from lead_jax.motion.features import features_dim
 from lead_jax.text import load_text_encoder
-from lead_jax.text.base import TextEncoder, TokenBatch
+from lead_jax.text.base import PackedTokens, TextEncoder
 from lead_jax.text.concepts import Concept, as_extra_tokens
 
 DEFAULT_MAX_FRAMES = 196
@@ -124,7 +128,7 @@ class Pipeline:
     self._cast: tuple[Any, Any] | None = None
     self._uncond: np.ndarray | None = None
     self._schedulers: dict[tuple[str, int], SchedulerState] = {}
-    self.program = jax.jit(self._program, static_argnames=("use_projector", "frames"),
+    self.program = jax.jit(self._program, static_argnames=("use_projector",),
                            compiler_options=precision.compiler_options(self.matmul_dtype))
 
   # ---- construction ------------------------------------------------------------------------------
@@ -269,17 +273,18 @@ class Pipeline:
 
   # ---- generation --------------------------------------------------------------------------------
   def _program(self, params: Mapping[str, Any], text_params: Any, extra_rows: jax.Array,
-               tokens: TokenBatch, uncond_emb: jax.Array, prompt_index: jax.Array,
-               lengths: jax.Array, key: jax.Array, motion_ids: jax.Array,
-               guidance_scale: jax.Array, state: SchedulerState, mean: jax.Array, std: jax.Array, *, use_projector: bool,
-               frames: int) -> tuple[jax.Array, jax.Array]:
+               tokens: PackedTokens, uncond_emb: jax.Array, prompt_index: jax.Array,
+               motions: packing.Packing, key: jax.Array, motion_ids: jax.Array,
+               guidance_scale: jax.Array, state: SchedulerState, mean: jax.Array, std: jax.Array,
+               *, use_projector: bool) -> tuple[jax.Array, jax.Array]:
     """The jitted generation program.
 
     Args:
       params: {'vae', 'denoiser', 'projector'?} parameter trees.
       text_params, extra_rows: the text encoder's parameters and placeholder rows `[K, D]`.
-      tokens: `[P, L]` prompts. uncond_emb: `[E]` CLIP("").
-      prompt_index: `[N]` row of `tokens` of each motion. lengths: `[N]` frames.
+      tokens: the P prompts packed in rows `[R_text, L]`. uncond_emb: `[E]` CLIP("").
+      prompt_index: `[N]` prompt of each motion.
+      motions: the N motions' frames packed in rows `[R, frames]` (`prompts.pack_motions`).
       key, motion_ids: the call's key and `[2, N]` (prompt id, sample) of each motion: its noise
         stream is `diffusion.motion_keys(key, *motion_ids)`, derived inside the program.
       guidance_scale: scalar. state: scheduler. mean, std: `[D]`.
@@ -289,11 +294,12 @@ class Pipeline:
     """
     enc = self.text_encoder
     embeddings = enc.embed_tokens(text_params, tokens.ids, extra_rows)
-    pooled = enc.encode_embeddings(text_params, embeddings, tokens)[0].astype(jnp.float32)
+    pooled = enc.encode_packed(text_params, embeddings, tokens).astype(jnp.float32)
     return synthesis.synthesize(self.vae, self.denoiser, self.projector if use_projector else None,
-                                params, pooled[prompt_index], uncond_emb, lengths,
+                                params, pooled[prompt_index], uncond_emb, motions,
                                 motion_keys(key, motion_ids[0], motion_ids[1]),
-                                guidance_scale, state, mean, std, frames, self.joints_num)
+                                guidance_scale, state, mean, std, motions.segment_ids.shape[1],
+                                self.joints_num)
 
   def generate(self, texts: Sequence[str], lengths: int | Sequence[int], key: jax.Array,
                guidance_scale: float = 7.5, steps: int | None = None,
@@ -337,20 +343,19 @@ class Pipeline:
       raise InputError(f"prompt_ids must be {len(texts)} non-negative integers, found {prompt_ids!r}")
     prompt_pos = np.repeat(np.arange(len(texts)), num_samples)
     sample_idx = np.tile(np.arange(num_samples), len(texts))
-    tokens, truncated = prompts.tokenize_prompts(self.text_encoder, texts, extra)
+    tokens, truncated = prompts.pack_prompts(self.text_encoder, texts, extra)
     pad = prompts.next_pow2(count) - count
     prompt_index = np.concatenate([prompt_pos, np.zeros(pad, np.int64)]).astype(np.int32)
-    frame_counts = np.concatenate([np.repeat(lengths, num_samples), np.ones(pad, np.int64)])
+    frame_counts = np.concatenate([np.repeat(lengths, num_samples), np.zeros(pad, np.int64)])
+    motions = prompts.pack_motions(frame_counts, self.max_frames)
     motion_ids = np.stack([np.concatenate([ids[prompt_pos], np.zeros(pad, np.int64)]),
                            np.concatenate([sample_idx, np.arange(pad) + num_samples])])
     # Host arrays go to the program as NumPy (one transfer each, no eager dispatch); the outputs
     # come back whole and are cut on the host (slicing a device array would compile per shape).
     features, joints = self.program(
         self.compute_params, self.text_encoder.params, np.asarray(extra.embeddings, np.float32),
-        tokens, self.uncond_embedding, prompt_index, frame_counts.astype(np.int32), key,
-        motion_ids.astype(np.uint32), np.float32(guidance_scale), state, self.mean, self.std,
-        use_projector=bool(use_projector),
-        frames=prompts.frame_bucket(int(lengths.max()), self.max_frames))
+        tokens, self.uncond_embedding, prompt_index, motions, key, motion_ids.astype(np.uint32),
+        np.float32(guidance_scale), state, self.mean, self.std, use_projector=bool(use_projector))
     t_max = int(lengths.max())
     out_lengths = frame_counts[:count].astype(np.int64)
     features, joints = np.asarray(features[:count, :t_max]), np.asarray(joints[:count, :t_max])

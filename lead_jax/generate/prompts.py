@@ -7,6 +7,14 @@ prompt's tokens, not the encoder's 77-token context), and the decoded frames to 
 >= 16 up to 64 frames, then to a multiple of 32, capped at the pipeline's `max_frames`. Padding is
 masked, so a bucket never changes a motion; finer buckets cut the work of short batches (a 90-frame
 motion decodes 96 frames, not 128 or 196).
+
+The generation program packs (`lead_jax.models.packing`); padding prompts and motions take no
+slots. Motions (`pack_motions`): rows of the frame bucket, the row count a multiple of N/8
+(`MOTION_ROW_BUCKETS`). Prompts (`pack_prompts`): rows of `TOKEN_ROW` (64) tokens, or of the
+longest prompt's token bucket when longer, or of fewer when all the tokens fit in fewer
+(`token_row_bucket`), the row count a multiple of P/16 (`PROMPT_ROW_BUCKETS`). A row holds ~1.4
+HumanML3D motions but ~4 prompts, hence the finer step for prompts: with P = N = 32 both buckets
+are about a sixth of the rows they round, and random evaluation batches run a few programs.
 """
 
 from __future__ import annotations
@@ -16,14 +24,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lead_jax.text.base import next_pow2
 from lead_jax.errors import InputError
-from lead_jax.text.base import ExtraTokens, TextEncoder, TokenBatch
+from lead_jax.models import packing
+from lead_jax.text.base import ExtraTokens, PackedTokens, TextEncoder, TokenBatch, next_pow2
 
 MIN_FRAME_BUCKET = 16
 FRAME_STEP = 32     # frame buckets above 64 frames: multiples of this
 MIN_TOKEN_BUCKET = 16
 TOKEN_STEP = 8      # token-length buckets: multiples of this
+TOKEN_ROW = 64      # packed prompts: tokens per row (unless the longest prompt is longer)
+PROMPT_ROW_BUCKETS = 16  # packed prompts: the row count is a multiple of P / this
+MOTION_ROW_BUCKETS = 8   # packed motions: the row count is a multiple of N / this
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
@@ -104,3 +115,29 @@ def tokenize_prompts(encoder: TextEncoder, texts: list[str], extra: ExtraTokens
   rep = lambda a: np.concatenate([a, np.repeat(a[:1], pad, axis=0)])
   return TokenBatch(ids=rep(batch.ids), attention_mask=rep(batch.attention_mask),
                     eos_index=rep(batch.eos_index)), truncated
+
+
+def token_row_bucket(lengths: np.ndarray, max_length: int) -> int:
+  """Tokens per row of packed prompts of `lengths` tokens: `TOKEN_ROW`, or the longest prompt's
+  `token_bucket` when longer, or the multiple of 8 (>= 16) holding all the tokens when smaller."""
+  everything = max(-(-int(np.sum(lengths)) // TOKEN_STEP) * TOKEN_STEP, MIN_TOKEN_BUCKET)
+  return max(token_bucket(int(np.max(lengths)), max_length), min(everything, TOKEN_ROW))
+
+
+def pack_prompts(encoder: TextEncoder, texts: list[str], extra: ExtraTokens
+                 ) -> tuple[PackedTokens, np.ndarray]:
+  """Tokens of `texts` packed (`TextEncoder.pack_tokens`) in rows of `token_row_bucket` slots,
+  with padding prompts (no tokens) up to a power-of-two count P; and `[P]` flags of the prompts
+  the tokenizer truncated."""
+  batch = encoder.tokenize(texts, extra)
+  encoder.check_ids(batch.ids, extra)
+  truncated = encoder.truncated(texts, extra)
+  capacity = token_row_bucket(encoder.token_lengths(batch), batch.ids.shape[1])
+  return encoder.pack_tokens(batch, capacity, next_pow2(len(texts)),
+                             PROMPT_ROW_BUCKETS), truncated
+
+
+def pack_motions(lengths: np.ndarray, max_frames: int) -> packing.Packing:
+  """Motions of `lengths` frames (0: padding) packed in rows of `frame_bucket(longest)` slots."""
+  return packing.pack(np.asarray(lengths), frame_bucket(int(np.max(lengths)), max_frames),
+                      MOTION_ROW_BUCKETS)

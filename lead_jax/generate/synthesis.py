@@ -6,6 +6,10 @@
   x    = D_vae(z0, mask) * Std + Mean                              [N, frames, D], zero past length
   pose = recover_from_ric(x)                                       [N, frames, J, 3]
 
+The VAE decodes either every motion padded to `frames` (`decode`, lengths `[N]`) or the motions
+packed side by side in rows of `frames` slots (`decode_packed`, a `lead_jax.models.packing.Packing`
+built on the host): real frames only, the same motions up to float reassociation.
+
 Every model is an explicit argument (modules static, parameters traced); `Pipeline` jits this with
 text encoding in front. Consistency-distilled denoisers (MotionLCM, `cond_proj_dim`) are not
 guided by batch doubling: the scale enters the denoiser as w = s - 1 (MotionLCM's convention:
@@ -22,6 +26,7 @@ import jax.numpy as jnp
 
 from lead_jax.diffusion import SchedulerState, sample_latents
 from lead_jax.models import LatentDenoiser, MotionVAE, Projector
+from lead_jax.models.packing import Packing
 from lead_jax.motion.features import recover_from_ric
 
 
@@ -67,22 +72,39 @@ def decode(vae: MotionVAE, params: Any, z0: jax.Array, lengths: jax.Array, frame
   past each motion's length."""
   mask = lengths_mask(lengths, frames)
   normed = vae.apply({"params": params}, z0, mask, method=MotionVAE.decode)
+  return _features_and_joints(normed, mask, mean, std, joints_num)
+
+
+def decode_packed(vae: MotionVAE, params: Any, z0: jax.Array, motions: Packing, frames: int,
+                  mean: jax.Array, std: jax.Array, joints_num: int) -> tuple[jax.Array, jax.Array]:
+  """`decode` of the N motions packed in rows of C >= `frames` slots (`motions`): the VAE computes
+  their real frames only; features `[N, frames, D]` and joints `[N, frames, J, 3]`."""
+  normed = vae.apply({"params": params}, z0, motions, frames, method=MotionVAE.decode_packed)
+  return _features_and_joints(normed, lengths_mask(jnp.asarray(motions.item_length), frames), mean,
+                              std, joints_num)
+
+
+def _features_and_joints(normed: jax.Array, mask: jax.Array, mean: jax.Array, std: jax.Array,
+                         joints_num: int) -> tuple[jax.Array, jax.Array]:
   features = jnp.where(mask[..., None], normed * std + mean, 0.0)
-  joints = recover_from_ric(features, joints_num)
+  joints = recover_from_ric(features, joints_num)  # integrates over time: per motion, unpacked
   return features, jnp.where(mask[..., None, None], joints, 0.0)
 
 
 def synthesize(vae: MotionVAE, denoiser: LatentDenoiser, projector: Projector | None,
                params: Mapping[str, Any], cond_emb: jax.Array, uncond_emb: jax.Array,
-               lengths: jax.Array, keys: jax.Array, guidance_scale: jax.Array,
+               lengths: jax.Array | Packing, keys: jax.Array, guidance_scale: jax.Array,
                state: SchedulerState, mean: jax.Array, std: jax.Array, frames: int,
                joints_num: int) -> tuple[jax.Array, jax.Array]:
   """Text embeddings `[N, E]` (+ the unconditional `[E]`) -> features `[N, frames, D]` and joints
   `[N, frames, J, 3]`; the projector round trip when `projector` is given.
 
-  `params` holds 'vae', 'denoiser' (and 'projector'); `keys [N]` are per-motion keys.
+  `params` holds 'vae', 'denoiser' (and 'projector'); `keys [N]` are per-motion keys. `lengths`:
+  `[N]` frames (`decode`) or the motions' `Packing` in rows of `frames` slots (`decode_packed`).
   """
   z0 = sample(denoiser, params["denoiser"], keys, cond_emb, uncond_emb, guidance_scale, state)
   if projector is not None:
     z0 = project(projector, params["projector"], z0)
+  if isinstance(lengths, Packing):
+    return decode_packed(vae, params["vae"], z0, lengths, frames, mean, std, joints_num)
   return decode(vae, params["vae"], z0, lengths, frames, mean, std, joints_num)

@@ -8,10 +8,12 @@ as `mld/models/operator/cross_attention.py`. Attention follows `torch.nn.Multihe
 as three `DenseGeneral` kernels `query/key/value` of shape `[d, H, d/H]` and `out_proj` as `out`
 with kernel `[H, d/H, d]` (see `lead_jax/convert/mld_ckpt.py`).
 
-Masks: every `mask` argument here is `[B, T]` with **True = valid token (attend to it)**. PyTorch's
-`key_padding_mask` is the opposite (True = ignore): MLD's `src_key_padding_mask=~aug_mask` is our
-`mask=aug_mask`. Masked keys get `finfo.min` added to their logits, so padded tokens have
-exactly zero weight and valid tokens' outputs do not depend on padded content.
+Masks: every `mask` argument here is `[B, T]` with **True = valid token (attend to it)**, or a
+pairwise `[B, Tq, Tk]` with True = query i may attend to key j (packed sequences:
+`lead_jax.models.packing.attention_mask`). PyTorch's `key_padding_mask` is the opposite (True =
+ignore): MLD's `src_key_padding_mask=~aug_mask` is our `mask=aug_mask`. Masked keys get `finfo.min`
+added to their logits, so padded tokens have exactly zero weight and valid tokens' outputs do not
+depend on padded content.
 
 Initialisation matches MLD's: inside the skip stacks every >1-dim weight is xavier-uniform (packed
 in-projection counted as one `[3d, d]` matrix), attention biases are zero, other Linear biases are
@@ -146,13 +148,18 @@ class MultiHeadAttention(nn.Module):
   (a masked logit is finite), so the output is the memory's value projection broadcast over the
   queries and q, k and the `[B, H, Tq, 1]` logits are not computed (when attention dropout is
   active the dropped-out ones still multiply the values, as in the general path).
+
+  Packed queries (`memory_index [B, Tq]`, inference only): `memory [M, 1, d]` holds one token per
+  segment and query (b, t) attends to row `memory_index[b, t]` only; by the same argument its
+  output is that row's value projection, computed once per row and gathered per query.
+  `mask` is `[B, Tk]` (keys) or `[B, Tq, Tk]` (pairs), True = attend.
   """
   num_heads: int
   dropout: float = 0.0
 
   @nn.compact
   def __call__(self, query: Array, memory: Array, mask: Array | None = None,
-               deterministic: bool = True) -> Array:
+               deterministic: bool = True, memory_index: Array | None = None) -> Array:
     d = query.shape[-1]
     if d % self.num_heads:
       raise InputError(f"attention width {d} is not divisible by num_heads={self.num_heads}")
@@ -166,6 +173,17 @@ class MultiHeadAttention(nn.Module):
     attn_dropout = not deterministic and self.dropout > 0.0
 
     mm = functools.partial(matmul, dtype=wq.dtype)
+    if memory_index is not None:  # one memory token per segment: out = value(memory[row])
+      if k_len != 1 or memory_index.shape != (batch, q_len):
+        raise InputError(f"packed cross-attention needs memory [M, 1, d] and memory_index "
+                         f"[{batch}, {q_len}], found {tuple(memory.shape)} and "
+                         f"{tuple(memory_index.shape)}")
+      if attn_dropout:
+        raise InputError("packed cross-attention (memory_index) is inference-only: "
+                         "call it with deterministic=True")
+      v = mm("bkd,dhc->bhkc", memory, wv) + bv[:, None]  # [M, H, 1, c]
+      out = mm("bhkc,hcd->bkd", v, wo) + bo  # [M, 1, d]
+      return out[memory_index, 0]  # [B, Tq, d]
     if k_len == 1:  # softmax over one key is 1: out = value(memory) (broadcast over queries)
       v = mm("bkd,dhc->bhkc", memory, wv) + bv[:, None]  # [B, H, 1, c]
       if not attn_dropout:
@@ -187,8 +205,10 @@ class MultiHeadAttention(nn.Module):
     q = q / math.sqrt(head_dim)
     logits = mm("bhqc,bhkc->bhqk", q, k)
     if mask is not None:
-      logits = logits + jnp.where(mask, 0.0, jnp.finfo(logits.dtype).min).astype(
-          logits.dtype)[:, None, None, :]
+      if mask.ndim not in (2, 3):
+        raise InputError(f"attention mask must be [B, Tk] or [B, Tq, Tk], found {tuple(mask.shape)}")
+      bias = jnp.where(mask, 0.0, jnp.finfo(logits.dtype).min).astype(logits.dtype)
+      logits = logits + (bias[:, None, None, :] if mask.ndim == 2 else bias[:, None])
     weights = jax.nn.softmax(logits, axis=-1)
     weights = nn.Dropout(self.dropout)(weights, deterministic=deterministic)
     out = mm("bhqk,bhkc->bhqc", weights, v)
@@ -220,7 +240,9 @@ class TransformerEncoderLayer(nn.Module):
 class TransformerDecoderLayer(nn.Module):
   """Post-norm decoder layer: self-attention (masked by `mask`), cross-attention to `memory`, FFN.
 
-  `x [B, T, d]`, `memory [B, S, d]`, `mask [B, T]` (True = valid), `memory_mask [B, S]` -> `[B, T, d]`.
+  `x [B, T, d]`, `memory [B, S, d]`, `mask [B, T]` (True = valid) or `[B, T, T]` (pairs),
+  `memory_mask [B, S]` -> `[B, T, d]`. Packed (`memory_index [B, T]`): `memory [M, 1, d]`, one
+  token per segment (see `MultiHeadAttention`).
   """
   num_heads: int = 4
   ff_size: int = 1024
@@ -228,12 +250,13 @@ class TransformerDecoderLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, memory: Array, mask: Array | None = None,
-               memory_mask: Array | None = None, deterministic: bool = True) -> Array:
+               memory_mask: Array | None = None, deterministic: bool = True,
+               memory_index: Array | None = None) -> Array:
     drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=deterministic)
     attn = MultiHeadAttention(self.num_heads, self.dropout, name="self_attn")(x, x, mask, deterministic)
     x = layer_norm("norm1")(x + drop(attn))
     cross = MultiHeadAttention(self.num_heads, self.dropout, name="multihead_attn")(
-        x, memory, memory_mask, deterministic)
+        x, memory, memory_mask, deterministic, memory_index)
     x = layer_norm("norm2")(x + drop(cross))
     ff = _feed_forward(x, self.ff_size, self.dropout, deterministic)
     return layer_norm("norm3")(x + drop(ff))
@@ -281,7 +304,8 @@ class SkipTransformerEncoder(nn.Module):
 class SkipTransformerDecoder(nn.Module):
   """Skip stack of `TransformerDecoderLayer`s, as `SkipTransformerEncoder` (final LayerNorm).
 
-  `x [B, T, d]`, `memory [B, S, d]`, `mask [B, T]`, `memory_mask [B, S]` (True = valid) -> `[B, T, d]`.
+  `x [B, T, d]`, `memory [B, S, d]`, `mask [B, T]` or `[B, T, T]`, `memory_mask [B, S]` (True =
+  valid) -> `[B, T, d]`; `memory_index [B, T]`: packed queries (see `TransformerDecoderLayer`).
   """
   num_layers: int = 9
   num_heads: int = 4
@@ -290,10 +314,11 @@ class SkipTransformerDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, x: Array, memory: Array, mask: Array | None = None,
-               memory_mask: Array | None = None, deterministic: bool = True) -> Array:
+               memory_mask: Array | None = None, deterministic: bool = True,
+               memory_index: Array | None = None) -> Array:
     layer = lambda name, y: TransformerDecoderLayer(
         self.num_heads, self.ff_size, self.dropout, name=name)(y, memory, mask, memory_mask,
-                                                               deterministic)
+                                                               deterministic, memory_index)
     return _skip_stack(x, self.num_layers, layer)
 
 
@@ -313,12 +338,18 @@ class TransformerEncoder(nn.Module):
 
 
 class LearnedPositionEmbedding(nn.Module):
-  """MLD `PositionEmbeddingLearned1D`: `x [B, T, d] + pe[:T]`, `pe [max_len, d] ~ U(0, 1)`."""
+  """MLD `PositionEmbeddingLearned1D`: `x [B, T, d] + pe[:T]`, `pe [max_len, d] ~ U(0, 1)`; with
+  `positions [B, T]` (packed sequences: each slot's position within its segment, < max_len),
+  `x + pe[positions]`."""
   max_len: int = 500
 
   @nn.compact
-  def __call__(self, x: Array) -> Array:
+  def __call__(self, x: Array, positions: Array | None = None) -> Array:
     pe = self.param("pe", nn.initializers.uniform(1.0), (self.max_len, x.shape[-1]), jnp.float32)
+    if positions is not None:
+      if positions.shape != x.shape[:-1]:
+        raise InputError(f"positions {tuple(positions.shape)} must match x's {tuple(x.shape[:-1])}")
+      return x + pe[positions]
     if x.shape[-2] > self.max_len:
       raise InputError(f"sequence of {x.shape[-2]} tokens exceeds the position embedding's "
                        f"max_len={self.max_len}")

@@ -5,6 +5,8 @@ Encoder: `Linear(nfeats -> d)` frame embeddings, two learned distribution tokens
 `SkipTransformerEncoder` with the padding mask; output tokens 0 and 1 are `mu` and `logvar`.
 Decoder: `T` zero queries plus a learned position embedding, a 9-layer `SkipTransformerDecoder`
 cross-attending to the single latent token, `Linear(d -> nfeats)`, padded frames set to zero.
+`decode_packed` computes the same per motion on motions packed side by side in rows of frames
+(`lead_jax.models.packing`): real frames only, self-attention within each motion.
 
 Shapes are batch-first: features `[B, T, nfeats]`, mask `[B, T]` (True = valid frame), latents
 `[B, 1, d]` (MLD's `(1, B, d)` transposed). Parameter names follow the PyTorch module names
@@ -17,6 +19,8 @@ Usage:
   params = vae.init({'params': key}, feats, mask)['params']
   z, mu, logvar = vae.apply({'params': params}, feats, mask, rng, method=MotionVAE.encode)
   recon = vae.apply({'params': params}, z, mask, method=MotionVAE.decode)
+  recon = vae.apply({'params': params}, z, packing.pack(lengths, frames), frames,
+                    method=MotionVAE.decode_packed)              # the same, packed
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from lead_jax.errors import InputError
-from lead_jax.models import layers
+from lead_jax.models import layers, packing
 
 Array = jax.Array
 
@@ -99,6 +103,28 @@ class MotionVAE(nn.Module):
     out = self.decoder(queries, z, mask, None, deterministic)
     out = self.final_layer(out)
     return jnp.where(mask[..., None], out, 0.0)
+
+  def decode_packed(self, z: Array, motions: packing.Packing, frames: int) -> Array:
+    """`z [N, 1, latent_dim]` and the N motions' `Packing` (rows of C >= `frames` slots) ->
+    features `[N, frames, nfeats]`, zero past each length: `decode` (deterministic) computed on
+    the packed frames only.
+
+    Each slot's query is `query_pos_decoder`'s embedding at its frame index; self-attention stays
+    within a motion; the cross-attention to the motion's one latent token is its value projection,
+    computed once per motion and gathered per slot.
+    """
+    segments = jnp.asarray(motions.segment_ids)
+    if z.ndim != 3 or z.shape[1:] != (1, self.latent_dim) or z.shape[0] != motions.num_items:
+      raise InputError(f"latent z must be [N, 1, {self.latent_dim}] with N = the packing's "
+                       f"{motions.num_items} motions, found {tuple(z.shape)}")
+    if segments.ndim != 2 or segments.shape[1] > self.max_len or frames > segments.shape[1]:
+      raise InputError(f"packed frames must be [R, C] with frames={frames} <= C <= {self.max_len}, "
+                       f"found {tuple(segments.shape)}")
+    queries = jnp.zeros(segments.shape + (self.latent_dim,), z.dtype)
+    queries = self.query_pos_decoder(queries, jnp.asarray(motions.positions))
+    out = self.decoder(queries, z, packing.attention_mask(motions), None, True,
+                       memory_index=jnp.maximum(segments, 0))
+    return packing.unpack(self.final_layer(out), motions, frames)
 
   def __call__(self, features: Array, mask: Array, rng: Array | None = None,
                deterministic: bool = True) -> tuple[Array, Array, Array, Array]:

@@ -9,6 +9,13 @@ The forward pass is split so textual inversion can feed its own input embeddings
 Both are pure functions of explicit `params` (the Flax parameter tree, without the `"params"`
 wrapper) and jittable. `encode(texts)` runs them jitted, in batches, and returns NumPy float32.
 
+Packed prompts (`lead_jax.models.packing`): the prompts' real tokens side by side in rows, so the
+tower computes no padding; the pooled features are `encode_embeddings`' up to float reassociation.
+
+  packed = encoder.pack_tokens(batch, capacity=24)              # PackedTokens, host side
+  emb = encoder.embed_tokens(params, packed.ids, extra)         # [R, C, D]
+  pooled = encoder.encode_packed(params, emb, packed)           # [P, E]
+
 The encoder never changes once loaded. Placeholder tokens (motion textual inversion) are data, an
 `ExtraTokens` of token strings and input embeddings `[K, D]`, passed to `tokenize` / `encode`
 (and their rows to `embed_tokens`): token k gets the id `vocab_size + k`.
@@ -33,6 +40,7 @@ import numpy as np
 
 from lead_jax.errors import ConfigError, InputError
 from lead_jax.fingerprints import tree_fingerprint
+from lead_jax.models import packing as packing_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +115,23 @@ class TokenBatch:
   ids: Any
   attention_mask: Any
   eos_index: Any
+
+  @property
+  def shape(self) -> tuple[int, int]:
+    return tuple(self.ids.shape)
+
+
+@flax.struct.dataclass
+class PackedTokens:
+  """Prompts packed side by side in rows of C token slots (`TextEncoder.pack_tokens`).
+
+  Attributes:
+    ids: `[R, C]` int32 token ids (0 on empty slots).
+    packing: the P prompts' `lead_jax.models.packing.Packing` (segment ids, positions within a
+      prompt, each prompt's row, offset and token count).
+  """
+  ids: Any
+  packing: packing_lib.Packing
 
   @property
   def shape(self) -> tuple[int, int]:
@@ -205,6 +230,15 @@ class TextEncoder:
   def _eos_index(self, ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
     raise NotImplementedError
 
+  def token_lengths(self, batch: TokenBatch) -> np.ndarray:
+    """`[B]` int: the leading tokens of each prompt its pooled feature depends on (the real
+    tokens; raises `InputError` when padding does not follow them)."""
+    mask = np.asarray(batch.attention_mask).astype(bool)
+    lengths = mask.sum(axis=1)
+    if not (mask == (np.arange(mask.shape[1])[None] < lengths[:, None])).all():
+      raise InputError(f"{self._name}: the attention mask is not real tokens followed by padding")
+    return lengths
+
   # -- tokenisation -----------------------------------------------------------------------------
   def _tokenizer_for(self, tokens: tuple[str, ...]) -> Any:
     """The tokenizer that knows `tokens` as the single tokens `vocab_size + k` (a memoised copy:
@@ -273,6 +307,37 @@ class TextEncoder:
     """
     return self.module.apply({"params": params}, token_embeddings, batch.attention_mask,
                              batch.eos_index, method=self.module.encode)
+
+  def pack_tokens(self, batch: TokenBatch, capacity: int, num_prompts: int | None = None,
+                  row_buckets: int = packing_lib.ROW_BUCKETS) -> PackedTokens:
+    """`batch`'s prompts (their `token_lengths` tokens each) packed in rows of `capacity` slots
+    (`lead_jax.models.packing.pack` with `row_buckets`; host side, NumPy). `num_prompts` (>= B)
+    appends padding prompts of no tokens (their pooled features are unspecified, finite).
+
+    Raises `InputError` when a prompt has more than `capacity` tokens; `ConfigError` for an encoder
+    whose padding may change the pooled feature (`trim_padding` False).
+    """
+    if not self.trim_padding:
+      raise ConfigError(f"{self._name}: padding may change the pooled feature; prompts cannot be "
+                        "packed")
+    lengths = self.token_lengths(batch)
+    count = lengths.shape[0] if num_prompts is None else int(num_prompts)
+    if count < lengths.shape[0]:
+      raise InputError(f"pack_tokens: num_prompts={count} < the batch's {lengths.shape[0]} prompts")
+    layout = packing_lib.pack(np.concatenate([lengths, np.zeros(count - lengths.shape[0], int)]),
+                              capacity, row_buckets)
+    ids = np.zeros(layout.shape, np.int32)
+    slots = layout.segment_ids >= 0
+    ids[slots] = np.asarray(batch.ids)[layout.segment_ids[slots], layout.positions[slots]]
+    return PackedTokens(ids=ids, packing=layout)
+
+  def encode_packed(self, params: dict[str, Any], token_embeddings: jax.Array,
+                    packed: PackedTokens) -> jax.Array:
+    """Pooled `[P, E]` of packed prompts from their input embeddings `[R, C, D]`
+    (`embed_tokens(params, packed.ids, extra)`): `encode_embeddings`' pooled features, computed on
+    the real tokens only."""
+    return self.module.apply({"params": params}, token_embeddings, packed.packing,
+                             method=self.module.encode_packed)
 
   def _forward(self, params: dict[str, Any], extra_embeddings: jax.Array,
                batch: TokenBatch) -> jax.Array:

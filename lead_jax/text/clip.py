@@ -9,6 +9,12 @@ as soon as a placeholder token (id 49408 > 49407) is in the prompt.
 No attention mask is applied besides the causal one (as in MLD): padding after the end token cannot
 change the pooled feature; the per-token states after it are those of the unmasked model.
 
+Packed prompts (`encode_packed`): each prompt's tokens up to its first end token, side by side in
+rows; position embeddings at each token's position within its prompt, attention iff same prompt
+and key position <= query position, the pooled feature at the prompt's end token. The last layer
+computes its queries, MLP and final LayerNorm at the end tokens only (keys and values at every
+token): nothing else reaches the pooled feature.
+
 Usage:
   encoder = load_clip("deps/clip-vit-large-patch14")           # config.json + weights + tokenizer
   encoder = load_clip(weights_dir, bpe_path="bpe_simple_vocab_16e6.txt.gz")  # no tokenizer files
@@ -28,8 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lead_jax.errors import InputError, MissingFileError, WeightsError
+from lead_jax.models import packing as packing_lib
 from lead_jax.text import hf_weights
-from lead_jax.text.base import TextEncoder
+from lead_jax.text.base import TextEncoder, TokenBatch
 from lead_jax.text.layers import activation, multi_head_attention
 
 START_OF_TEXT = "<|startoftext|>"
@@ -64,27 +71,40 @@ class CLIPTextConfig:
                hidden_act=text_config.hidden_act)
 
 
+Slots = tuple[jax.Array, jax.Array]  # ([P] rows, [P] columns) of selected token slots
+
+
 class CLIPAttention(nn.Module):
   """Multi-head self-attention with HF-named projections (`q_proj`, `k_proj`, `v_proj`, `out_proj`)."""
   config: CLIPTextConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, attend: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, attend: jax.Array, select: Slots | None = None) -> jax.Array:
+    """`x [B, L, D]`, `attend [B, L, L]` -> `[B, L, D]`; with `select` (rows, columns) only the
+    queries at those slots, over the keys of their rows: -> `[P, D]`."""
     width = self.config.hidden_size
-    q, k, v = (nn.Dense(width, name=n)(x) for n in ("q_proj", "k_proj", "v_proj"))
-    out = multi_head_attention(q, k, v, self.config.num_heads, attend)
-    return nn.Dense(width, name="out_proj")(out)
+    q_proj, k_proj, v_proj, out_proj = (nn.Dense(width, name=n) for n in
+                                        ("q_proj", "k_proj", "v_proj", "out_proj"))
+    if select is None:
+      return out_proj(multi_head_attention(q_proj(x), k_proj(x), v_proj(x), self.config.num_heads,
+                                           attend))
+    rows, columns = select
+    out = multi_head_attention(q_proj(x[rows, columns])[:, None], k_proj(x)[rows], v_proj(x)[rows],
+                               self.config.num_heads, attend[rows, columns][:, None])
+    return out_proj(out[:, 0])
 
 
 class CLIPEncoderLayer(nn.Module):
-  """Pre-LN block: `x + attn(ln1(x))`, then `x + fc2(act(fc1(ln2(x))))`."""
+  """Pre-LN block: `x + attn(ln1(x))`, then `x + fc2(act(fc1(ln2(x))))`; with `select` (rows,
+  columns) the block's outputs at those slots only, `[P, D]`."""
   config: CLIPTextConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, attend: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, attend: jax.Array, select: Slots | None = None) -> jax.Array:
     c = self.config
-    x = x + CLIPAttention(c, name="self_attn")(
-        nn.LayerNorm(epsilon=c.layer_norm_eps, name="layer_norm1")(x), attend)
+    attended = CLIPAttention(c, name="self_attn")(
+        nn.LayerNorm(epsilon=c.layer_norm_eps, name="layer_norm1")(x), attend, select)
+    x = (x if select is None else x[select]) + attended
     h = nn.LayerNorm(epsilon=c.layer_norm_eps, name="layer_norm2")(x)
     h = nn.Dense(c.intermediate_size, name="fc1")(h)
     h = nn.Dense(c.hidden_size, name="fc2")(activation(c.hidden_act)(h))
@@ -121,6 +141,23 @@ class CLIPTextTransformer(nn.Module):
     h = self.final_layer_norm(h)
     pooled = h[jnp.arange(batch), eos_index]
     return self.text_projection(pooled), h
+
+  def encode_packed(self, token_embeddings: jax.Array,
+                    packing: packing_lib.Packing) -> jax.Array:
+    """Packed prompts: `[R, C, D]` input embeddings and their `Packing` (each prompt's tokens up
+    to its first end token) -> projected pooled `[P, E]` (at each prompt's last token). C may exceed
+    the context: positions count within a prompt."""
+    rows, capacity, width = token_embeddings.shape
+    if (rows, capacity) != tuple(packing.segment_ids.shape) or width != self.config.hidden_size:
+      raise InputError(f"packed CLIP token embeddings: expected [{packing.segment_ids.shape[0]}, "
+                       f"{packing.segment_ids.shape[1]}, {self.config.hidden_size}], found "
+                       f"{list(token_embeddings.shape)}")
+    h = token_embeddings + self.position_embedding.embedding[jnp.asarray(packing.positions)]
+    attend = packing_lib.attention_mask(packing, causal=True)
+    for layer in self.layers[:-1]:
+      h = layer(h, attend)
+    pooled = self.layers[-1](h, attend, packing_lib.last_slots(packing))
+    return self.text_projection(self.final_layer_norm(pooled))
 
   def __call__(self, ids: jax.Array, attention_mask: jax.Array,
                eos_index: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -237,6 +274,9 @@ class CLIPTextEncoder(TextEncoder):
     if END_OF_TEXT not in tokenizer.get_vocab():
       raise WeightsError(f"the CLIP tokenizer has no {END_OF_TEXT} token")
     self.eos_token_id = int(tokenizer.convert_tokens_to_ids(END_OF_TEXT))
+    if max_length is not None and max_length > config.max_positions:
+      raise InputError(f"max_length {max_length} exceeds max_position_embeddings "
+                       f"{config.max_positions}")
     super().__init__(name=name, module=CLIPTextTransformer(config), params=params,
                      tokenizer=tokenizer, max_length=max_length or config.max_positions,
                      vocab_size=config.vocab_size, token_dim=config.hidden_size,
@@ -251,6 +291,11 @@ class CLIPTextEncoder(TextEncoder):
       raise InputError(f"CLIP tokens without {END_OF_TEXT} (id {self.eos_token_id}) in rows "
                        f"{np.flatnonzero(~is_eos.any(axis=1)).tolist()}")
     return np.argmax(is_eos, axis=1).astype(np.int32)  # first occurrence
+
+  def token_lengths(self, batch: TokenBatch) -> np.ndarray:
+    """`[B]`: tokens up to and including the first end token (causal: the pooled feature sees
+    nothing after it)."""
+    return np.asarray(batch.eos_index).astype(np.int64) + 1
 
 
 def load_clip(path: str | pathlib.Path, bpe_path: str | pathlib.Path | None = None,

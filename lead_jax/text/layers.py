@@ -37,18 +37,18 @@ def multi_head_attention(query: jax.Array, key: jax.Array, value: jax.Array, num
   """Scaled dot-product attention over heads.
 
   Args:
-    query, key, value: `[B, L, D]` projections (D divisible by `num_heads`).
+    query: `[B, Lq, D]` projections (D divisible by `num_heads`); key, value: `[B, Lk, D]`.
     num_heads: number of heads H.
-    attend: bool `[B, L, L]` or broadcastable (`[1, L, L]`, `[B, 1, L]`): True where query i may
-      attend to key j.
+    attend: bool `[B, Lq, Lk]` or broadcastable (`[1, Lq, Lk]`, `[B, 1, Lk]`): True where query i
+      may attend to key j.
 
   Returns:
-    `[B, L, D]` attention outputs (heads concatenated), computed in float32.
+    `[B, Lq, D]` attention outputs (heads concatenated), computed in float32.
   """
   batch, length, width = query.shape
   head_dim = width // num_heads
   # Head-major [B, H, L, c] operands: XLA:CPU's batched matmuls are much slower on [B, L, H, c].
-  split = lambda x: x.reshape(batch, length, num_heads, head_dim).transpose(0, 2, 1, 3)
+  split = lambda x: x.reshape(batch, x.shape[1], num_heads, head_dim).transpose(0, 2, 1, 3)
   q, k, v = split(query), split(key), split(value)
   logits = jnp.einsum("bhqc,bhkc->bhqk", q, k) / jnp.sqrt(jnp.float32(head_dim))
   # The mask as an additive bias built at `attend`'s (broadcast) shape, not a select over the logits.

