@@ -58,7 +58,7 @@ def pipeline_generator(pipeline: Any, use_projector: bool, guidance_scale: float
                        steps: int = 50, batch_size: int = 64) -> GenerateFn:
   """A `GenerateFn` over `Pipeline.generate`: chunks of exactly `batch_size` prompts (the last one
   padded by repeating a prompt, its extra motions dropped), so generation compiles for one batch
-  shape whatever the number of items."""
+  size whatever the number of items (and a few packed layouts: `lead_jax.models.packing`)."""
   def generate(captions, lengths, key):
     out, t_max = [], int(np.max(lengths))
     for i, start in enumerate(range(0, len(captions), batch_size)):
