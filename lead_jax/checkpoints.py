@@ -38,6 +38,7 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from orbax.checkpoint import checkpoint_managers as ocp_managers
 
 from lead_jax.errors import MissingFileError, WeightsError
@@ -246,8 +247,16 @@ def _local_replicated() -> jax.sharding.Sharding:
 
 
 def restore_latest(workdir: str | pathlib.Path, targets: Mapping[str, Any]) -> Restored | None:
-  """Restores the latest checkpoint of `workdir` into `targets`; None when there is none yet."""
-  if not checkpoint_dir(workdir).is_dir():
+  """Restores the latest checkpoint of `workdir` into `targets`; None when there is none yet.
+
+  With several processes the "is there a checkpoint folder" answer is process 0's, broadcast: a
+  process that saw the folder another process had just created would open a manager (and enter
+  its barriers) that the others do not.
+  """
+  present = checkpoint_dir(workdir).is_dir()
+  if jax.process_count() > 1:
+    present = bool(multihost_utils.broadcast_one_to_all(np.int32(present)))
+  if not present:
     return None
   ckpt = Checkpointer(workdir, read_only=True)
   try:
