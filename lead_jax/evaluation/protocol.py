@@ -237,3 +237,14 @@ def evaluate(embedder: Embedder, batches_fn: BatchesFn, methods: Mapping[str, Ge
           "summary": summary}
 
 
+def select_rows(result: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+  """`evaluate`'s result restricted to the 'Real' row and the rows `names` (in that order): one
+  protocol pass scoring several tables' methods on the same replications, written as separate
+  tables. Raises `InputError` for a name the result does not have."""
+  names = ["Real", *[n for n in names if n != "Real"]]
+  missing = [n for n in names if n not in result["rows"]]
+  if missing:
+    raise InputError(f"select_rows: no row(s) {missing} in the result (rows: {list(result['rows'])})")
+  return {**result, "rows": {n: result["rows"][n] for n in names},
+          "summary": {n: result["summary"][n] for n in names}}
+

@@ -11,15 +11,20 @@
   out["joints"]    # [N, Tmax, 22, 3]
   out = pipe.generate(["a person <dance-x>"], [120], key, concepts=[load_concept("d.npz")])
 
-`generate` runs ONE jitted program (`Pipeline.program`) over explicit arguments (frozen parameters
-and placeholder-token rows included, never closed over):
+`generate` runs two jitted programs over explicit arguments (frozen parameters and placeholder-token
+rows included, never closed over); the conditioning stays on the device between them:
 
-  token embeddings (`embed_tokens`; concept rows enter here as data)
-    -> text encoder on the packed prompts     pooled [P, E]
-    -> `synthesis.synthesize`                  guided sampler (one lax.scan) with the unconditional
+  `Pipeline.text_program`: token embeddings (`embed_tokens`; concept rows enter here as data)
+    -> text encoder on the packed prompts     pooled [P, E], gathered per motion [N, E]
+  `Pipeline.motion_program`: `synthesis.synthesize`
+                                               guided sampler (one lax.scan) with the unconditional
                                                embedding CLIP("") (computed once per pipeline),
                                                projector round trip (LEAD), packed VAE decode,
                                                joints
+
+Two programs, not one, so the prompts' packed layouts and the motions' compile side by side
+(their counts add) instead of one program per combination (their counts multiply): a random
+evaluation batch has a few of each.
 
 Sequences are packed (`lead_jax.models.packing`): the prompts' real tokens side by side in rows,
 the motions' real frames in rows of the frame bucket, so neither the text encoder nor the VAE
@@ -128,8 +133,10 @@ class Pipeline:
     self._cast: tuple[Any, Any] | None = None
     self._uncond: np.ndarray | None = None
     self._schedulers: dict[tuple[str, int], SchedulerState] = {}
-    self.program = jax.jit(self._program, static_argnames=("use_projector",),
-                           compiler_options=precision.compiler_options(self.matmul_dtype))
+    self.text_program = jax.jit(self._text_program,  # the text encoder runs float32
+                                compiler_options=precision.compiler_options("float32"))
+    self.motion_program = jax.jit(self._motion_program, static_argnames=("use_projector",),
+                                  compiler_options=precision.compiler_options(self.matmul_dtype))
 
   # ---- construction ------------------------------------------------------------------------------
   @classmethod
@@ -272,18 +279,25 @@ class Pipeline:
     return "lcm" if self.is_consistency_model else "ddim"
 
   # ---- generation --------------------------------------------------------------------------------
-  def _program(self, params: Mapping[str, Any], text_params: Any, extra_rows: jax.Array,
-               tokens: PackedTokens, uncond_emb: jax.Array, prompt_index: jax.Array,
-               motions: packing.Packing, key: jax.Array, motion_ids: jax.Array,
-               guidance_scale: jax.Array, state: SchedulerState, mean: jax.Array, std: jax.Array,
-               *, use_projector: bool) -> tuple[jax.Array, jax.Array]:
-    """The jitted generation program.
+  def _text_program(self, text_params: Any, extra_rows: jax.Array, tokens: PackedTokens,
+                    prompt_index: jax.Array) -> jax.Array:
+    """The jitted text program: the P prompts packed in rows `[R_text, L]` (`text_params`, the
+    encoder's parameters; `extra_rows [K, D]`, placeholder rows) -> float32 conditioning `[N, E]`
+    of the N motions (`prompt_index [N]`, each motion's prompt)."""
+    enc = self.text_encoder
+    embeddings = enc.embed_tokens(text_params, tokens.ids, extra_rows)
+    pooled = enc.encode_packed(text_params, embeddings, tokens).astype(jnp.float32)
+    return pooled[prompt_index]
+
+  def _motion_program(self, params: Mapping[str, Any], cond_emb: jax.Array, uncond_emb: jax.Array,
+                      motions: packing.Packing, key: jax.Array, motion_ids: jax.Array,
+                      guidance_scale: jax.Array, state: SchedulerState, mean: jax.Array,
+                      std: jax.Array, *, use_projector: bool) -> tuple[jax.Array, jax.Array]:
+    """The jitted motion program.
 
     Args:
-      params: {'vae', 'denoiser', 'projector'?} parameter trees.
-      text_params, extra_rows: the text encoder's parameters and placeholder rows `[K, D]`.
-      tokens: the P prompts packed in rows `[R_text, L]`. uncond_emb: `[E]` CLIP("").
-      prompt_index: `[N]` prompt of each motion.
+      params: {'vae', 'denoiser', 'projector'?} parameter trees (`compute_params`).
+      cond_emb: `[N, E]` each motion's prompt embedding (`text_program`). uncond_emb: `[E]` CLIP("").
       motions: the N motions' frames packed in rows `[R, frames]` (`prompts.pack_motions`).
       key, motion_ids: the call's key and `[2, N]` (prompt id, sample) of each motion: its noise
         stream is `diffusion.motion_keys(key, *motion_ids)`, derived inside the program.
@@ -292,11 +306,8 @@ class Pipeline:
       features `[N, frames, D]` de-normalised and joints `[N, frames, J, 3]`, both zero past each
       motion's length.
     """
-    enc = self.text_encoder
-    embeddings = enc.embed_tokens(text_params, tokens.ids, extra_rows)
-    pooled = enc.encode_packed(text_params, embeddings, tokens).astype(jnp.float32)
     return synthesis.synthesize(self.vae, self.denoiser, self.projector if use_projector else None,
-                                params, pooled[prompt_index], uncond_emb, motions,
+                                params, cond_emb, uncond_emb, motions,
                                 motion_keys(key, motion_ids[0], motion_ids[1]),
                                 guidance_scale, state, mean, std, motions.segment_ids.shape[1],
                                 self.joints_num)
@@ -352,10 +363,12 @@ class Pipeline:
                            np.concatenate([sample_idx, np.arange(pad) + num_samples])])
     # Host arrays go to the program as NumPy (one transfer each, no eager dispatch); the outputs
     # come back whole and are cut on the host (slicing a device array would compile per shape).
-    features, joints = self.program(
-        self.compute_params, self.text_encoder.params, np.asarray(extra.embeddings, np.float32),
-        tokens, self.uncond_embedding, prompt_index, motions, key, motion_ids.astype(np.uint32),
-        np.float32(guidance_scale), state, self.mean, self.std, use_projector=bool(use_projector))
+    cond_emb = self.text_program(self.text_encoder.params,
+                                 np.asarray(extra.embeddings, np.float32), tokens, prompt_index)
+    features, joints = self.motion_program(
+        self.compute_params, cond_emb, self.uncond_embedding, motions, key,
+        motion_ids.astype(np.uint32), np.float32(guidance_scale), state, self.mean, self.std,
+        use_projector=bool(use_projector))
     t_max = int(lengths.max())
     out_lengths = frame_counts[:count].astype(np.int64)
     features, joints = np.asarray(features[:count, :t_max]), np.asarray(joints[:count, :t_max])
@@ -373,8 +386,10 @@ class Pipeline:
     }
 
   def num_compiled(self) -> int:
-    """How many shapes/variants the generation program has been compiled for."""
-    return int(self.program._cache_size())  # pylint: disable=protected-access
+    """How many programs generation has compiled: text programs (one per packed prompt layout
+    shape) plus motion programs (one per packed motion shape, step count and projector use)."""
+    return int(self.text_program._cache_size()  # pylint: disable=protected-access
+               + self.motion_program._cache_size())  # pylint: disable=protected-access
 
   def check_lengths(self, lengths: int | Sequence[int], count: int) -> np.ndarray:
     """`[P]` frame counts, each in [1, max_frames] (`InputError` otherwise)."""

@@ -21,6 +21,16 @@ pads its batches) and at most N rows, R takes at most `row_buckets` values, so a
 varying lengths compiles a handful of programs (N = 32, 8 buckets: R in {4, 8, ..., 32}). Empty
 slots form their own segment (-1): they attend to each other only, so every slot stays finite, and
 no real slot attends to them.
+
+Causal sequences can share their prefixes (`pack_prefix_tree`, a `PrefixPacking`): in a causal
+model a token's state depends only on the tokens up to it, so sequences that begin with the same k
+tokens (most captions start with "a person") compute those k states once. Each row holds a prefix
+tree of sequences; a slot attends to its ancestors and itself (`attention_mask`), its position is
+its depth, and a sequence's result is read at its last slot (`last_slots`). Identical sequences
+share every slot.
+
+  tree, ids = pack_prefix_tree([[1, 5, 7], [1, 5, 9, 2], [1, 5, 7]], capacity=8)
+  # 5 slots: 1, 5, 7, 9, 2 (items 0 and 2 end at the same slot)
 """
 
 from __future__ import annotations
@@ -118,9 +128,116 @@ def pack(lengths: Sequence[int] | np.ndarray, capacity: int,
                  item_offset=item_offset, item_length=lengths.astype(np.int32))
 
 
-def attention_mask(packing: Packing, causal: bool = False) -> jax.Array:
+@flax.struct.dataclass
+class PrefixPacking:
+  """N causal sequences packed as prefix trees in R rows of C slots (`pack_prefix_tree`).
+
+  Attributes:
+    segment_ids: `[R, C]` int32 the first item through each slot, `EMPTY` (-1) on empty slots.
+    positions: `[R, C]` int32 depth of each slot (its position in every item through it).
+    parents: `[R, C]` int32 slot of the parent token in the same row (-1: first token, or empty).
+    attend: `[R, C, C]` bool: query slot i may attend to key slot j (j is i or an ancestor of i;
+      an empty slot attends to itself only).
+    item_row: `[N]` int32 row of each item (0 for items of length 0).
+    item_last: `[N]` int32 slot of each item's last token (0 for items of length 0).
+    item_length: `[N]` int32 tokens of each item (0: padding, not placed).
+  """
+  segment_ids: Any
+  positions: Any
+  parents: Any
+  attend: Any
+  item_row: Any
+  item_last: Any
+  item_length: Any
+
+  @property
+  def shape(self) -> tuple[int, int]:
+    """(R, C): rows and slots per row."""
+    return tuple(self.segment_ids.shape)
+
+  @property
+  def num_items(self) -> int:
+    return int(self.item_row.shape[0])
+
+
+def _shared_prefix(trie: dict[tuple[int, ...], int], sequence: tuple[int, ...]) -> int:
+  """Length of the longest prefix of `sequence` that is a node of `trie`."""
+  shared = 0
+  while shared < len(sequence) and sequence[:shared + 1] in trie:
+    shared += 1
+  return shared
+
+
+def pack_prefix_tree(sequences: Sequence[Sequence[int]], capacity: int,
+                     row_buckets: int = ROW_BUCKETS) -> tuple[PrefixPacking, np.ndarray]:
+  """Causal sequences of token ids packed as prefix trees in rows of `capacity` slots (NumPy):
+  -> (`PrefixPacking`, ids `[R, C]` int32, 0 on empty slots).
+
+  Rule (deterministic): items are taken in lexicographic order of their tokens (ties: lower index
+  first), so items sharing a prefix come together; each goes into the first row whose tree can
+  take its tokens beyond the longest prefix already there (first fit), and its new tokens are
+  appended as a branch. Empty sequences (batch padding) are not placed. The row count is rounded
+  up as `pack`'s (`row_bucket`). Raises `InputError` when a sequence exceeds `capacity`.
+  """
+  capacity = int(capacity)
+  if capacity < 1:
+    raise InputError(f"packing: capacity must be >= 1, found {capacity}")
+  items = [tuple(int(t) for t in np.asarray(s).reshape(-1)) for s in sequences]
+  for item, tokens in enumerate(items):
+    if len(tokens) > capacity:
+      raise InputError(f"packing: item {item} has length {len(tokens)}; lengths must be in "
+                       f"[0, capacity={capacity}]")
+  count = len(items)
+  item_row = np.zeros(count, np.int32)
+  item_last = np.zeros(count, np.int32)
+  tries: list[dict[tuple[int, ...], int]] = []   # per row: prefix -> slot
+  rows: list[list[tuple[int, int, int, int]]] = []  # per row: (token, depth, parent, item) per slot
+  for item in sorted(range(count), key=lambda i: (items[i], i)):
+    tokens = items[item]
+    if not tokens:
+      continue
+    for row, trie in enumerate(tries):
+      shared = _shared_prefix(trie, tokens)
+      if len(rows[row]) + len(tokens) - shared <= capacity:
+        break
+    else:
+      row, shared = len(tries), 0
+      tries.append({})
+      rows.append([])
+    trie, slots = tries[row], rows[row]
+    for depth in range(shared, len(tokens)):
+      parent = trie[tokens[:depth]] if depth else -1
+      trie[tokens[:depth + 1]] = len(slots)
+      slots.append((tokens[depth], depth, parent, item))
+    item_row[item], item_last[item] = row, trie[tokens]
+  total = row_bucket(len(rows), count, row_buckets)
+  ids = np.zeros((total, capacity), np.int32)
+  segment_ids = np.full((total, capacity), EMPTY, np.int32)
+  positions = np.zeros((total, capacity), np.int32)
+  parents = np.full((total, capacity), -1, np.int32)
+  attend = np.zeros((total, capacity, capacity), bool)
+  attend[:, np.arange(capacity), np.arange(capacity)] = True  # itself (empty slots: only that)
+  for row, slots in enumerate(rows):
+    for slot, (token, depth, parent, item) in enumerate(slots):
+      ids[row, slot], positions[row, slot], parents[row, slot] = token, depth, parent
+      segment_ids[row, slot] = item
+      if parent >= 0:  # ancestors of the parent, then the parent
+        attend[row, slot] |= attend[row, parent]
+  lengths = np.asarray([len(t) for t in items], np.int32)
+  return PrefixPacking(segment_ids=segment_ids, positions=positions, parents=parents,
+                       attend=attend, item_row=item_row, item_last=item_last,
+                       item_length=lengths), ids
+
+
+def attention_mask(packing: Packing | PrefixPacking, causal: bool = False) -> jax.Array:
   """`[R, C, C]` bool: query slot i may attend to key slot j (same segment; with `causal`, also
-  key position <= query position)."""
+  key position <= query position). A `PrefixPacking` (causal by construction): j is i or one of
+  its ancestors."""
+  if isinstance(packing, PrefixPacking):
+    if not causal:
+      raise InputError("a prefix-tree packing holds causal sequences only (attention_mask needs "
+                       "causal=True)")
+    return jnp.asarray(packing.attend)
   segments = jnp.asarray(packing.segment_ids)
   allowed = segments[:, :, None] == segments[:, None, :]
   if causal:
@@ -129,8 +246,10 @@ def attention_mask(packing: Packing, causal: bool = False) -> jax.Array:
   return allowed
 
 
-def last_slots(packing: Packing) -> tuple[jax.Array, jax.Array]:
+def last_slots(packing: Packing | PrefixPacking) -> tuple[jax.Array, jax.Array]:
   """(`[N]` rows, `[N]` columns) of each item's last slot (its first slot for items of length 0)."""
+  if isinstance(packing, PrefixPacking):
+    return jnp.asarray(packing.item_row), jnp.asarray(packing.item_last)
   length = jnp.asarray(packing.item_length)
   return (jnp.asarray(packing.item_row),
           jnp.asarray(packing.item_offset) + jnp.maximum(length, 1) - 1)
@@ -138,6 +257,8 @@ def last_slots(packing: Packing) -> tuple[jax.Array, jax.Array]:
 
 def segment_mean(values: jax.Array, packing: Packing) -> jax.Array:
   """`[R, C, F]` per-slot values -> `[N, F]` mean over each item's slots (0 for empty items)."""
+  if isinstance(packing, PrefixPacking):
+    raise InputError("segment_mean needs each item's own slots; a prefix-tree packing shares them")
   rows, capacity, width = values.shape
   count = packing.num_items
   segments = jnp.asarray(packing.segment_ids).reshape(-1)
@@ -150,6 +271,8 @@ def segment_mean(values: jax.Array, packing: Packing) -> jax.Array:
 def unpack(values: jax.Array, packing: Packing, length: int) -> jax.Array:
   """`[R, C, F]` per-slot values -> `[N, length, F]`: item n's slots in order, zero from its
   length on (`length` <= C)."""
+  if isinstance(packing, PrefixPacking):
+    raise InputError("unpack needs each item's own slots; a prefix-tree packing shares them")
   capacity = values.shape[1]
   if length > capacity:
     raise InputError(f"unpack: length {length} exceeds the rows' {capacity} slots")

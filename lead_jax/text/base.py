@@ -16,6 +16,10 @@ tower computes no padding; the pooled features are `encode_embeddings`' up to fl
   emb = encoder.embed_tokens(params, packed.ids, extra)         # [R, C, D]
   pooled = encoder.encode_packed(params, emb, packed)           # [P, E]
 
+A causal encoder (CLIP, `shares_prefixes`) packs prompts as prefix trees
+(`packing.pack_prefix_tree`): prompts that begin alike ("a person ...") compute their common
+tokens once, and identical prompts are computed once.
+
 The encoder never changes once loaded. Placeholder tokens (motion textual inversion) are data, an
 `ExtraTokens` of token strings and input embeddings `[K, D]`, passed to `tokenize` / `encode`
 (and their rows to `embed_tokens`): token k gets the id `vocab_size + k`.
@@ -128,10 +132,11 @@ class PackedTokens:
   Attributes:
     ids: `[R, C]` int32 token ids (0 on empty slots).
     packing: the P prompts' `lead_jax.models.packing.Packing` (segment ids, positions within a
-      prompt, each prompt's row, offset and token count).
+      prompt, each prompt's row, offset and token count), or their `PrefixPacking` (prefix trees:
+      a causal encoder's prompts share their common leading tokens).
   """
   ids: Any
-  packing: packing_lib.Packing
+  packing: packing_lib.Packing | packing_lib.PrefixPacking
 
   @property
   def shape(self) -> tuple[int, int]:
@@ -160,6 +165,9 @@ class TextEncoder:
   # Whether `encode` may cut trailing padding (to a power-of-two length) before the forward pass.
   # Valid when padding cannot change the pooled feature (causal CLIP, masked mean pooling).
   trim_padding: bool = True
+  # Whether a token's state depends only on the tokens up to it (a causal tower): packed prompts
+  # then share their common prefixes (`pack_tokens`).
+  shares_prefixes: bool = False
 
   def __init__(self, *, name: str, module: nn.Module, params: dict[str, Any], tokenizer: Any,
                max_length: int, vocab_size: int, token_dim: int, embed_dim: int):
@@ -311,8 +319,9 @@ class TextEncoder:
   def pack_tokens(self, batch: TokenBatch, capacity: int, num_prompts: int | None = None,
                   row_buckets: int = packing_lib.ROW_BUCKETS) -> PackedTokens:
     """`batch`'s prompts (their `token_lengths` tokens each) packed in rows of `capacity` slots
-    (`lead_jax.models.packing.pack` with `row_buckets`; host side, NumPy). `num_prompts` (>= B)
-    appends padding prompts of no tokens (their pooled features are unspecified, finite).
+    (`lead_jax.models.packing.pack` with `row_buckets`, or `pack_prefix_tree` when the encoder
+    `shares_prefixes`; host side, NumPy). `num_prompts` (>= B) appends padding prompts of no
+    tokens (their pooled features are unspecified, finite).
 
     Raises `InputError` when a prompt has more than `capacity` tokens; `ConfigError` for an encoder
     whose padding may change the pooled feature (`trim_padding` False).
@@ -324,6 +333,11 @@ class TextEncoder:
     count = lengths.shape[0] if num_prompts is None else int(num_prompts)
     if count < lengths.shape[0]:
       raise InputError(f"pack_tokens: num_prompts={count} < the batch's {lengths.shape[0]} prompts")
+    if self.shares_prefixes:
+      ids = np.asarray(batch.ids)
+      sequences = [ids[i, :n] for i, n in enumerate(lengths)] + [()] * (count - len(lengths))
+      tree, tree_ids = packing_lib.pack_prefix_tree(sequences, capacity, row_buckets)
+      return PackedTokens(ids=tree_ids, packing=tree)
     layout = packing_lib.pack(np.concatenate([lengths, np.zeros(count - lengths.shape[0], int)]),
                               capacity, row_buckets)
     ids = np.zeros(layout.shape, np.int32)

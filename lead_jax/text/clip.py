@@ -9,11 +9,14 @@ as soon as a placeholder token (id 49408 > 49407) is in the prompt.
 No attention mask is applied besides the causal one (as in MLD): padding after the end token cannot
 change the pooled feature; the per-token states after it are those of the unmasked model.
 
-Packed prompts (`encode_packed`): each prompt's tokens up to its first end token, side by side in
-rows; position embeddings at each token's position within its prompt, attention iff same prompt
-and key position <= query position, the pooled feature at the prompt's end token. The last layer
-computes its queries, MLP and final LayerNorm at the end tokens only (keys and values at every
-token): nothing else reaches the pooled feature.
+Packed prompts (`encode_packed`): each prompt's tokens up to its first end token, in rows;
+position embeddings at each token's position within its prompt, attention to the token itself and
+the tokens before it in its prompt, the pooled feature at the prompt's end token. The tower is
+causal, so prompts are packed as prefix trees (`shares_prefixes`; `packing.pack_prefix_tree`):
+prompts beginning with the same tokens share those tokens' slots (the start token and "a person"
+are computed once per row, not once per prompt). The last layer computes its queries, MLP and
+final LayerNorm at the end tokens only (keys and values at every token): nothing else reaches the
+pooled feature.
 
 Usage:
   encoder = load_clip("deps/clip-vit-large-patch14")           # config.json + weights + tokenizer
@@ -143,10 +146,10 @@ class CLIPTextTransformer(nn.Module):
     return self.text_projection(pooled), h
 
   def encode_packed(self, token_embeddings: jax.Array,
-                    packing: packing_lib.Packing) -> jax.Array:
-    """Packed prompts: `[R, C, D]` input embeddings and their `Packing` (each prompt's tokens up
-    to its first end token) -> projected pooled `[P, E]` (at each prompt's last token). C may exceed
-    the context: positions count within a prompt."""
+                    packing: packing_lib.Packing | packing_lib.PrefixPacking) -> jax.Array:
+    """Packed prompts: `[R, C, D]` input embeddings and their `Packing` or `PrefixPacking` (each
+    prompt's tokens up to its first end token) -> projected pooled `[P, E]` (at each prompt's last
+    token). C may exceed the context: positions count within a prompt."""
     rows, capacity, width = token_embeddings.shape
     if (rows, capacity) != tuple(packing.segment_ids.shape) or width != self.config.hidden_size:
       raise InputError(f"packed CLIP token embeddings: expected [{packing.segment_ids.shape[0]}, "
@@ -267,6 +270,8 @@ def load_clip_tokenizer(path: str | pathlib.Path, bpe_path: str | pathlib.Path |
 # -- encoder ------------------------------------------------------------------------------------
 class CLIPTextEncoder(TextEncoder):
   """Frozen CLIP text encoder: pooled `[B, projection_dim]`, tokens `[B, 77, hidden]`."""
+
+  shares_prefixes = True  # causal: packed prompts share their common leading tokens
 
   def __init__(self, config: CLIPTextConfig, params: dict[str, Any], tokenizer: Any,
                name: str = "clip", max_length: int | None = None):

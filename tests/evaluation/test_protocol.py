@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from gen_stages import tiny_evaluator_config
+from lead_jax.errors import InputError
 from lead_jax.evaluation import protocol, report
 from lead_jax.metrics import embedders
 from lead_jax.metrics import trainable_evaluator as te
@@ -44,6 +45,16 @@ def test_fixed_seed_gives_identical_tables(setup, tmp_path):
   data = json.loads(js_a.read_text())
   assert len(data["rows"]["noise"]["FID"]) == 3
   assert data["settings"]["effective"]["group_size"] == 4
+  # Two tables from one pass (the study's Tables 1 and 5): each keeps Real and its own rows.
+  two = protocol.evaluate(embedder, batches, {"noise": _noisy_generator, "again": _noisy_generator},
+                          settings, mean, std)
+  first, second = protocol.select_rows(two, ["noise"]), protocol.select_rows(two, ["again"])
+  assert list(first["rows"]) == list(first["summary"]) == ["Real", "noise"]
+  assert list(second["rows"]) == ["Real", "again"] and second["settings"] == two["settings"]
+  assert first["rows"]["noise"] == two["rows"]["noise"] == a["rows"]["noise"]  # the first method
+  assert second["rows"]["Real"] == two["rows"]["Real"] == a["rows"]["Real"]
+  with pytest.raises(InputError, match=r"no row\(s\) \['missing'\]"):
+    protocol.select_rows(two, ["missing"])
   c = protocol.evaluate(embedder, batches, {"noise": _noisy_generator},
                         protocol.ProtocolSettings(replications=3, seed=6, mm_repeats=3,
                                                   mm_times=2), mean, std)

@@ -138,3 +138,64 @@ def test_packed_decode_input_errors(small_vae):
     vae.apply({"params": params}, jnp.zeros((3, 1, 32)), layout, 8, method=MotionVAE.decode_packed)
   with pytest.raises(InputError, match="frames=9"):
     vae.apply({"params": params}, jnp.zeros((2, 1, 32)), layout, 9, method=MotionVAE.decode_packed)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_prefix_tree_layouts(seed):
+  """Random token sequences over a small alphabet (many shared prefixes, some duplicates): every
+  item's path from its last slot reads its tokens back, a slot attends to exactly its ancestors and
+  itself, no row holds a prefix twice, and the rows need no more slots than flat packing."""
+  rng = np.random.default_rng(seed)
+  count, capacity = int(rng.choice([3, 8, 32])), int(rng.integers(8, 40))
+  items = [rng.integers(1, 4, size=rng.integers(0, 8)).tolist() for _ in range(count)]
+  items[-1] = list(items[0])  # a duplicate
+  tree, ids = packing.pack_prefix_tree(items, capacity)
+  rows, width = tree.shape
+  assert width == capacity and ids.shape == (rows, capacity) and tree.num_items == count
+  np.testing.assert_array_equal(tree.item_length, [len(t) for t in items])
+  for item, tokens in enumerate(items):
+    if not tokens:
+      assert (tree.item_row[item], tree.item_last[item]) == (0, 0)
+      continue
+    row, slot, path, ancestors = tree.item_row[item], tree.item_last[item], [], []
+    while slot >= 0:
+      path.append(ids[row, slot])
+      ancestors.append(slot)
+      slot = tree.parents[row, slot]
+    assert path[::-1] == tokens
+    np.testing.assert_array_equal(tree.positions[row, ancestors], np.arange(len(tokens))[::-1])
+    last = tree.item_last[item]
+    assert sorted(np.flatnonzero(tree.attend[row, last]).tolist()) == sorted(ancestors)
+  used = tree.segment_ids >= 0
+  for row in range(rows):  # one slot per distinct prefix of the row's items
+    prefixes = {tuple(t[:k]) for i, t in enumerate(items) if t and tree.item_row[i] == row
+                for k in range(1, len(t) + 1)}
+    assert used[row].sum() == len(prefixes)
+    assert used[row, :used[row].sum()].all()  # slots fill from the left
+  empty = ~used
+  assert not ids[empty].any() and (tree.parents[empty] == -1).all()
+  assert (tree.attend[empty].sum(-1) == 1).all()  # an empty slot attends to itself only
+  flat = packing.pack([len(t) for t in items], capacity)
+  assert rows <= flat.shape[0] and used.sum() <= sum(len(t) for t in items)
+  rows_, cols = packing.last_slots(tree)
+  np.testing.assert_array_equal(rows_, tree.item_row)
+  np.testing.assert_array_equal(cols, tree.item_last)
+  np.testing.assert_array_equal(packing.attention_mask(tree, causal=True), tree.attend)
+
+
+def test_prefix_tree_rules_and_errors():
+  tree, ids = packing.pack_prefix_tree([[1, 5, 7], [1, 5, 9, 2], [1, 5, 7], [], [3, 4]], 5)
+  # Lexicographic order: [1,5,7] (items 0, 2), [1,5,9,2], [3,4]: the first three share "1 5"
+  # (5 slots), [3, 4] needs 2 more and opens row 1.
+  np.testing.assert_array_equal(ids, [[1, 5, 7, 9, 2], [3, 4, 0, 0, 0]])
+  np.testing.assert_array_equal(tree.parents, [[-1, 0, 1, 1, 3], [-1, 0, -1, -1, -1]])
+  np.testing.assert_array_equal(tree.item_row, [0, 0, 0, 0, 1])
+  np.testing.assert_array_equal(tree.item_last, [2, 4, 2, 0, 1])
+  with pytest.raises(InputError, match="item 1 has length 4"):
+    packing.pack_prefix_tree([[1], [1, 2, 3, 4]], 3)
+  with pytest.raises(InputError, match="causal"):
+    packing.attention_mask(tree)
+  with pytest.raises(InputError, match="prefix-tree"):
+    packing.segment_mean(jnp.zeros((2, 5, 3)), tree)
+  with pytest.raises(InputError, match="prefix-tree"):
+    packing.unpack(jnp.zeros((2, 5, 3)), tree, 4)

@@ -50,7 +50,15 @@ def test_packed_pooled_equals_unpacked(kind, tiny_clip, tiny_bert):
     packed, got = _packed(encoder, batch, extra, capacity, num_prompts=8)
     rows, width = packed.shape
     assert width == capacity and rows < len(PROMPTS) and got.shape == (8, encoder.embed_dim)
-    assert (packed.packing.segment_ids >= 0).sum() == lengths.sum()  # real tokens only
+    sequences = [tuple(batch.ids[i, :n]) for i, n in enumerate(lengths)]
+    if kind == "clip":  # causal: one slot per distinct prefix in a row ("the man" once)
+      rows_of = packed.packing.item_row
+      want_slots = len({(rows_of[i], seq[:k]) for i, seq in enumerate(sequences)
+                        for k in range(1, len(seq) + 1)})
+      assert want_slots < lengths.sum()
+    else:  # bidirectional: every prompt's own tokens
+      want_slots = lengths.sum()
+    assert (packed.packing.segment_ids >= 0).sum() == want_slots  # real tokens only
     np.testing.assert_allclose(got[:len(PROMPTS)], want, atol=1e-5, rtol=0)
     assert np.isfinite(got).all()  # the padding prompt (no tokens) included
   # The placeholder row matters: another row changes exactly the prompts that use it.
@@ -60,19 +68,22 @@ def test_packed_pooled_equals_unpacked(kind, tiny_clip, tiny_bert):
   assert changed.tolist() == ["<dance-x>" in p for p in PROMPTS]
 
 
-def test_pack_tokens_checks(tiny_clip):
-  encoder = load_text_encoder("clip", tiny_clip[0])
-  batch = encoder.tokenize(["a person walks forward", "the man"])
-  packed = encoder.pack_tokens(batch, 8)
+def test_pack_tokens_checks(tiny_clip, tiny_bert):
+  bert = load_text_encoder("minilm", tiny_bert[0], max_length=16)
+  batch = bert.tokenize(["a person walks forward", "the man"])
+  packed = bert.pack_tokens(batch, 8)
   slots = packed.packing.segment_ids >= 0
   np.testing.assert_array_equal(packed.ids[~slots], 0)
-  for item, length in enumerate(encoder.token_lengths(batch)):  # ids copied from the batch
+  for item, length in enumerate(bert.token_lengths(batch)):  # ids copied from the batch
     row, start = packed.packing.item_row[item], packed.packing.item_offset[item]
     np.testing.assert_array_equal(packed.ids[row, start:start + length], batch.ids[item, :length])
+  encoder = load_text_encoder("clip", tiny_clip[0])
+  batch = encoder.tokenize(["a person walks forward", "the man"])
   with pytest.raises(InputError, match="lengths must be in"):
     encoder.pack_tokens(batch, 4)
   with pytest.raises(InputError, match="num_prompts=1"):
     encoder.pack_tokens(batch, 8, num_prompts=1)
+  packed = encoder.pack_tokens(batch, 8)
   emb = encoder.embed_tokens(encoder.params, packed.ids)
   with pytest.raises(InputError, match="packed CLIP token embeddings"):
     encoder.encode_packed(encoder.params, emb[:, :4], packed)
@@ -90,3 +101,30 @@ def test_token_lengths_need_right_padding_and_clip_context(tiny_clip, tiny_bert)
   # is refused when loading.
   with pytest.raises(InputError, match="max_length 17 exceeds max_position_embeddings 16"):
     load_text_encoder("clip", tiny_clip[0], max_length=17)
+
+
+def test_clip_prompts_share_prefixes(tiny_clip):
+  """CLIP packs prompts as prefix trees: each prompt's path from its last slot up to the root reads
+  its tokens back, common beginnings and identical prompts take no extra slot, and the pooled
+  features equal the unpacked encoder's."""
+  encoder = load_text_encoder("clip", tiny_clip[0])
+  prompts = ["a person walks forward", "a person walks back", "a person runs", "the man",
+             "a person walks forward", "someone waves", "a person"]
+  extra = encoder.no_extra_tokens()
+  batch, want = _unpacked(encoder, prompts, extra)
+  lengths = encoder.token_lengths(batch)
+  packed, got = _packed(encoder, batch, extra, 32, num_prompts=8)
+  tree = packed.packing
+  for item, length in enumerate(lengths):
+    row, slot, path = tree.item_row[item], tree.item_last[item], []
+    while slot >= 0:
+      path.append(packed.ids[row, slot])
+      assert tree.positions[row, slot] == length - len(path)
+      slot = tree.parents[row, slot]
+    np.testing.assert_array_equal(path[::-1], batch.ids[item, :length])
+  assert tree.item_last[0] == tree.item_last[4] and tree.item_row[0] == tree.item_row[4]
+  distinct = {tuple(batch.ids[i, :k]) for i, n in enumerate(lengths) for k in range(1, n + 1)}
+  assert tree.shape == (1, 32)  # all in one row: one slot per distinct prefix
+  assert (tree.segment_ids >= 0).sum() == len(distinct) < lengths.sum()
+  np.testing.assert_allclose(got[:len(prompts)], want, atol=1e-5, rtol=0)
+  np.testing.assert_array_equal(got[0], got[4])
