@@ -246,17 +246,21 @@ def _local_replicated() -> jax.sharding.Sharding:
   return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
-def restore_latest(workdir: str | pathlib.Path, targets: Mapping[str, Any]) -> Restored | None:
-  """Restores the latest checkpoint of `workdir` into `targets`; None when there is none yet.
-
-  With several processes the "is there a checkpoint folder" answer is process 0's, broadcast: a
-  process that saw the folder another process had just created would open a manager (and enter
-  its barriers) that the others do not.
-  """
+def has_checkpoints(workdir: str | pathlib.Path) -> bool:
+  """Whether `workdir` has a checkpoint folder, the same answer on every process: with several
+  processes it is process 0's, broadcast. A process that saw the folder another process had just
+  created would open a manager (and enter its barriers) that the others do not. Every process
+  must call it (it is a collective then)."""
   present = checkpoint_dir(workdir).is_dir()
   if jax.process_count() > 1:
     present = bool(multihost_utils.broadcast_one_to_all(np.int32(present)))
-  if not present:
+  return present
+
+
+def restore_latest(workdir: str | pathlib.Path, targets: Mapping[str, Any]) -> Restored | None:
+  """Restores the latest checkpoint of `workdir` into `targets`; None when there is none yet
+  (`has_checkpoints`: one answer on every process)."""
+  if not has_checkpoints(workdir):
     return None
   ckpt = Checkpointer(workdir, read_only=True)
   try:

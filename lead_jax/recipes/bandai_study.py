@@ -13,7 +13,8 @@ Steps (`STEPS`, run in this order; each is a function `step(study) -> outputs`):
              denoiser and projector on the latent cache, the LCM student distilled from the
              study denoiser)
   evaluate   Table 1 (Real, MLD, LEAD) and Table 5 (MotionLCM / LEAD-MotionLCM at 1, 2, 4 steps):
-             the protocol of `lead-jax evaluate` on the test split with the study's evaluator
+             the protocol of `lead-jax evaluate` on the test split with the study's evaluator,
+             one pass scoring both tables' methods on the same replications
   ablations  Table 6: the projector variants of `study.ablations` (`ABLATIONS`), LEAD rows
   tsne       Fig. 2: VAE vs projector latents of the test clips by content and by style
   mti        Tables 3/4: one token of the held-out style per objective (lead, mld, feat), scored
@@ -28,6 +29,7 @@ OUT layout:
   raw/              dataset-2-more.tar.xz unpacked (full scale)
   data/             the dataset (HumanML3D layout, `heldout_*.txt`, `labels.json`)
   text_cache/       MiniLM caption embeddings, shared by the stages
+  xla_cache/        compiled XLA programs (`use_compilation_cache`), reused across steps and reruns
   workdirs/<stage>/ checkpoints, metrics.jsonl, tensorboard
   results/          evaluator.{json,md}, evaluate.{json,md}, ablations.md + ablations/<v>.json,
                     fig2_{content,style}.{png,json,npz}, mti.{json,md}, bandai.md
@@ -618,6 +620,9 @@ def ablation_config(study: Study, variant: str) -> ml_collections.ConfigDict:
     _override(config, dotted, value)
   steps = int(study.config.ablation_steps)
   config.train.update(num_steps=steps, checkpoint_every=steps, eval_every=steps)
+  # Same VAE, data and crops as the study projector: its latent banks serve every variant (the
+  # bank key checks that), instead of each variant encoding its own (~80 s each at full scale).
+  config.latent_cache.dir = str(study.workdir("projector") / "latent_cache")
   return config
 
 

@@ -119,7 +119,7 @@ def check_resume_provenance(config, workdir: str, provenance: Mapping[str, Any])
   """When `workdir` holds a checkpoint to resume from, compares its recorded provenance with
   `provenance` (`lead_jax.workdir.check_provenance`)."""
   allow = allow_changed(config)
-  if not (config.train.resume and checkpoints.checkpoint_dir(workdir).is_dir()):
+  if not (config.train.resume and checkpoints.has_checkpoints(workdir)):
     return
   with checkpoints.Checkpointer(workdir, read_only=True) as ckpt:
     step = ckpt.latest_step()

@@ -46,6 +46,7 @@ def test_keep_last_n_plus_best_and_restore_structure(tmp_path):
   assert jax.tree.structure(restored.arrays["opt_state"]) == jax.tree.structure(target["opt_state"])
   np.testing.assert_array_equal(restored.arrays["params"]["dense"]["bias"], np.arange(4.0) + 5)
   assert checkpoints.restore_latest(tmp_path / "fresh", target) is None
+  assert checkpoints.has_checkpoints(tmp_path) and not checkpoints.has_checkpoints(tmp_path / "fresh")
 
 
 def test_crash_mid_save_leaves_previous_step_latest(tmp_path):
