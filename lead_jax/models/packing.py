@@ -49,8 +49,23 @@ EMPTY = -1  # segment id of empty slots
 ROW_BUCKETS = 8  # default: the row count is a multiple of next_pow2(N) / ROW_BUCKETS
 
 
+class _Rows:
+  """What both layouts answer: `shape` (R, C) and `num_items` N (from `segment_ids`, `item_row`)."""
+  segment_ids: Any
+  item_row: Any
+
+  @property
+  def shape(self) -> tuple[int, int]:
+    """(R, C): rows and slots per row."""
+    return tuple(self.segment_ids.shape)
+
+  @property
+  def num_items(self) -> int:
+    return int(self.item_row.shape[0])
+
+
 @flax.struct.dataclass
-class Packing:
+class Packing(_Rows):
   """Where N items lie in R rows of C slots (NumPy on the host, arrays inside a program).
 
   Attributes:
@@ -65,15 +80,6 @@ class Packing:
   item_row: Any
   item_offset: Any
   item_length: Any
-
-  @property
-  def shape(self) -> tuple[int, int]:
-    """(R, C): rows and slots per row."""
-    return tuple(self.segment_ids.shape)
-
-  @property
-  def num_items(self) -> int:
-    return int(self.item_row.shape[0])
 
 
 def row_bucket(rows: int, num_items: int, row_buckets: int = ROW_BUCKETS) -> int:
@@ -129,7 +135,7 @@ def pack(lengths: Sequence[int] | np.ndarray, capacity: int,
 
 
 @flax.struct.dataclass
-class PrefixPacking:
+class PrefixPacking(_Rows):
   """N causal sequences packed as prefix trees in R rows of C slots (`pack_prefix_tree`).
 
   Attributes:
@@ -149,15 +155,6 @@ class PrefixPacking:
   item_row: Any
   item_last: Any
   item_length: Any
-
-  @property
-  def shape(self) -> tuple[int, int]:
-    """(R, C): rows and slots per row."""
-    return tuple(self.segment_ids.shape)
-
-  @property
-  def num_items(self) -> int:
-    return int(self.item_row.shape[0])
 
 
 def _shared_prefix(trie: dict[tuple[int, ...], int], sequence: tuple[int, ...]) -> int:
