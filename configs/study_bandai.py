@@ -112,12 +112,12 @@ def get_config(scale: str = "full") -> ml_collections.ConfigDict:
       # Table 6: projector variants (the study projector config with one override each), scored
       # with LEAD rows at `ablation_replications`. Names: lead_jax.recipes.bandai_study.ABLATIONS
       # (transformer, skip, mlp, noKL, noREC, noALIGN).
-      # Full scale: all six (~6 min each), 'transformer' being the study projector retrained at the
+      # Full scale: all six (~3 min each), 'transformer' being the study projector retrained at the
       # ablation budget, the baseline the others compare with (the LEAD row trains 3x longer).
       "ablations": ("noALIGN",) if quick else ("noALIGN", "noKL", "noREC", "mlp", "skip",
                                                 "transformer"),
       "ablation_steps": 5 if quick else 1000,
-      "ablation_replications": 2,
+      "ablation_replications": 2 if quick else 5,   # LEAD row only, no MultiModality
       # Fig. 2: t-SNE of the test clips' VAE and projector latents.
       "tsne_max_motions": 500,
       "tsne_iters": 300 if quick else 1000,

@@ -629,7 +629,9 @@ def ablation_config(study: Study, variant: str) -> ml_collections.ConfigDict:
 def _run_ablations(study: Study) -> dict:
   """Each variant of `ablations` trained into workdirs/ablation_<name> and scored with a LEAD
   row (`ablation_replications`, no MultiModality); results/ablations/<name>.json per variant
-  (a rerun skips finished variants), results/ablations.md."""
+  (a rerun skips finished variants scored at the configured replications; a variant scored at
+  other replications is scored again, its training resuming from its finished checkpoint),
+  results/ablations.md."""
   cfg = study.config
   folder = study.results_dir / "ablations"
   folder.mkdir(parents=True, exist_ok=True)
@@ -637,7 +639,8 @@ def _run_ablations(study: Study) -> dict:
   score, rows = None, {}
   for variant in cfg.ablations:
     path = folder / f"{variant}.json"
-    if not path.exists():
+    scored = json.loads(path.read_text())["settings"]["replications"] if path.exists() else None
+    if scored != int(cfg.ablation_replications):
       workdir = study.workdir(f"ablation_{variant}")
       config = ablation_config(study, variant)
       _log(f"ablations: {variant} {dict(ABLATIONS[variant])}, {config.train.num_steps} steps")
