@@ -1,4 +1,4 @@
-"""Text-to-motion generation: the trained stages, frozen, and one jitted program per shape bucket.
+"""Text-to-motion generation: the trained stages, frozen, and two jitted programs (text, motion).
 
   pipe = Pipeline.from_workdir("runs/projector")          # LEAD (projector's workdir)
   pipe = Pipeline.from_workdir("runs/denoiser")           # MLD mode (no projector)
