@@ -7,10 +7,12 @@ the same weights on both sides), on this machine, in one run:
                `[""] * B + captions` padded to 77 tokens, 50 guided DDIM steps in a Python loop over
                the doubled batch, VAE decode at the batch's longest length, de-normalisation
                (no joints); float32, `torch.inference_mode`
-  ddim50       ours, MLD mode: `Pipeline.generate` (CLIP on the prompts' real tokens only, packed
-               side by side in rows of 64 tokens; the empty prompt's embedding computed once per
-               pipeline; one jitted program: 50 guided DDIM steps in a lax.scan, VAE decode of the
-               real frames only, packed in rows of the batch's frame bucket, joints)
+  ddim50       ours, MLD mode: `Pipeline.generate`: a text program (CLIP on the prompts' real
+               tokens only, packed as prefix trees in rows of 64 slots, its layers on the compact
+               tokens, attention in the rows; the empty prompt's embedding computed once per
+               pipeline) and a motion program (50 guided DDIM steps in a lax.scan, VAE decode of
+               the real frames only, compact, attention in rows of the batch's frame bucket, the
+               decoder's first self-attention block read from a per-pipeline table; joints)
   lcm1/2/4     ours, MotionLCM: the same program with a consistency-distilled denoiser
                (`cond_proj_dim` 256) and the LCM scheduler at 1, 2, 4 steps (no CFG doubling)
   +proj        the same with LEAD's projector round trip
@@ -21,9 +23,9 @@ matmul precision; the text encoder runs float32). Time: median of --repeats call
 call (compile time = first call - median), the rows of a batch timed round-robin (so a change of
 load on a shared machine hits every row alike); peak RSS of the process after each row's first
 call; `x` = torch MLD seconds / ours. `--profile` adds where an LCM-1 call spends its time, each
-piece at the generation program's packed shapes: text (rows x tokens per row computed, and the
-prompts' real tokens), sampling, decode + joints (rows x frames per row computed, and the real
-frames).
+piece at the generation program's packed shapes: text (rows x slots per row, the compact tokens
+computed, and the prompts' real tokens), sampling, decode + joints (rows x slots per row, the
+compact frames computed, and the real frames).
 
 Target (issue #14): lcm1 at batch 32 >= 10x the torch MLD pipeline in float32.
 
@@ -292,11 +294,13 @@ def profile(pipe: Pipeline, texts: list[str], lengths: list[int], repeats: int,
   enc = pipe.text_encoder
   tokens, _ = prompts.pack_prompts(enc, texts, enc.no_extra_tokens())
   (rows, width), real_tokens = tokens.shape, int(tokens.packing.item_length.sum())
+  text_computed = tokens.packing.num_tokens
   tokens = jax.tree.map(jnp.asarray, tokens)
   n = prompts.next_pow2(len(texts))
   motions = prompts.pack_motions(np.concatenate([lengths, np.zeros(n - len(lengths), int)]),
                                  pipe.max_frames)
   frame_rows, frames = motions.shape
+  first_block = pipe.first_block
   options = precision.compiler_options(pipe.matmul_dtype)  # as the generation program's
   text_fn = jax.jit(lambda p, tok: enc.encode_packed(p, enc.embed_tokens(p, tok.ids), tok),
                     compiler_options=options)
@@ -310,16 +314,16 @@ def profile(pipe: Pipeline, texts: list[str], lengths: list[int], repeats: int,
   cond = pooled[jnp.zeros(n, jnp.int32)]
   z0 = sample_fn(params["denoiser"], cond, keys)
   mean, std = jnp.asarray(pipe.mean), jnp.asarray(pipe.std)
-  decode_fn = jax.jit(lambda p, z, m: synthesis.decode_packed(pipe.vae, p, z, m, frames, mean, std,
-                                                              pipe.joints_num),
-                      compiler_options=options)
+  decode_fn = jax.jit(lambda p, z, m, table: synthesis.decode_packed(
+      pipe.vae, p, z, m, frames, mean, std, pipe.joints_num, table), compiler_options=options)
   parts = {
-      f"text ({rows} x {width} tokens, {real_tokens} real)":
+      f"text ({rows} x {width} slots, {text_computed} computed, {real_tokens} real)":
           lambda: jax.block_until_ready(text_fn(enc.params, tokens)),
       f"sample ({n} x {steps} step)": lambda: jax.block_until_ready(sample_fn(
           params["denoiser"], cond, keys)),
-      f"decode + joints ({frame_rows} x {frames} frames, {sum(lengths)} real)":
-          lambda: jax.block_until_ready(decode_fn(params["vae"], z0, motions)),
+      f"decode + joints ({frame_rows} x {frames} slots, {motions.num_tokens} computed, "
+      f"{sum(lengths)} real)":
+          lambda: jax.block_until_ready(decode_fn(params["vae"], z0, motions, first_block)),
       "whole generate call": lambda: pipe.generate(texts, lengths, jax.random.key(0),
                                                    scheduler="lcm", steps=steps)}
   for name, fn in parts.items():

@@ -74,6 +74,7 @@ from lead_jax.generate import prompts, synthesis
 from lead_jax.io.arrays import load_npy
 from lead_jax.models import (LatentDenoiser, MotionVAE, Projector, build_denoiser, build_vae,
                              packing, precision)
+from lead_jax.models.motion_vae import first_block_table
 from lead_jax.motion.features import features_dim
 from lead_jax.text import load_text_encoder
 from lead_jax.text.base import PackedTokens, TextEncoder
@@ -132,6 +133,7 @@ class Pipeline:
     self.matmul_dtype = precision.check_matmul_dtype(matmul_dtype)
     self._cast: tuple[Any, Any] | None = None
     self._uncond: np.ndarray | None = None
+    self._first_block: tuple[Any, jax.Array] | None = None
     self._schedulers: dict[tuple[str, int], SchedulerState] = {}
     self.text_program = jax.jit(self._text_program,  # the text encoder runs float32
                                 compiler_options=precision.compiler_options("float32"))
@@ -252,6 +254,19 @@ class Pipeline:
     return self._cast[1]
 
   @property
+  def first_block(self) -> jax.Array:
+    """`[max_frames, max_frames, d]` the VAE decoder's first self-attention block per (motion
+    length, frame) (`motion_vae.first_block_table` of `compute_params`): it sees position
+    queries only, so the motion program reads it instead of computing it. Computed once (redone
+    if `params` is replaced)."""
+    vae_params = self.compute_params["vae"]
+    if self._first_block is None or self._first_block[0] is not vae_params:
+      table = jax.jit(first_block_table, static_argnums=(0, 2))(self.vae, vae_params,
+                                                                 self.max_frames)
+      self._first_block = (vae_params, table)
+    return self._first_block[1]
+
+  @property
   def uncond_embedding(self) -> np.ndarray:
     """`[E]` the empty prompt's pooled embedding (classifier-free guidance), computed once."""
     if self._uncond is None:
@@ -292,7 +307,8 @@ class Pipeline:
   def _motion_program(self, params: Mapping[str, Any], cond_emb: jax.Array, uncond_emb: jax.Array,
                       motions: packing.Packing, key: jax.Array, motion_ids: jax.Array,
                       guidance_scale: jax.Array, state: SchedulerState, mean: jax.Array,
-                      std: jax.Array, *, use_projector: bool) -> tuple[jax.Array, jax.Array]:
+                      std: jax.Array, first_block: jax.Array, *,
+                      use_projector: bool) -> tuple[jax.Array, jax.Array]:
     """The jitted motion program.
 
     Args:
@@ -302,6 +318,7 @@ class Pipeline:
       key, motion_ids: the call's key and `[2, N]` (prompt id, sample) of each motion: its noise
         stream is `diffusion.motion_keys(key, *motion_ids)`, derived inside the program.
       guidance_scale: scalar. state: scheduler. mean, std: `[D]`.
+      first_block: the decoder's first self-attention block per (length, frame) (`first_block`).
     Returns:
       features `[N, frames, D]` de-normalised and joints `[N, frames, J, 3]`, both zero past each
       motion's length.
@@ -310,7 +327,7 @@ class Pipeline:
                                 params, cond_emb, uncond_emb, motions,
                                 motion_keys(key, motion_ids[0], motion_ids[1]),
                                 guidance_scale, state, mean, std, motions.segment_ids.shape[1],
-                                self.joints_num)
+                                self.joints_num, first_block)
 
   def generate(self, texts: Sequence[str], lengths: int | Sequence[int], key: jax.Array,
                guidance_scale: float = 7.5, steps: int | None = None,
@@ -368,7 +385,7 @@ class Pipeline:
     features, joints = self.motion_program(
         self.compute_params, cond_emb, self.uncond_embedding, motions, key,
         motion_ids.astype(np.uint32), np.float32(guidance_scale), state, self.mean, self.std,
-        use_projector=bool(use_projector))
+        self.first_block, use_projector=bool(use_projector))
     t_max = int(lengths.max())
     out_lengths = frame_counts[:count].astype(np.int64)
     features, joints = np.asarray(features[:count, :t_max]), np.asarray(joints[:count, :t_max])

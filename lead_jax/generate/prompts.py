@@ -9,12 +9,15 @@ masked, so a bucket never changes a motion; finer buckets cut the work of short 
 motion decodes 96 frames, not 128 or 196).
 
 The generation program packs (`lead_jax.models.packing`); padding prompts and motions take no
-slots. Motions (`pack_motions`): rows of the frame bucket, the row count a multiple of N/8
-(`MOTION_ROW_BUCKETS`). Prompts (`pack_prompts`): rows of `TOKEN_ROW` (64) tokens, or of the
-longest prompt's token bucket when longer, or of fewer when all the tokens fit in fewer
-(`token_row_bucket`), the row count a multiple of P/16 (`PROMPT_ROW_BUCKETS`). A row holds ~1.4
-HumanML3D motions but ~4 prompts, hence the finer step for prompts: with P = N = 32 both buckets
-are about a sixth of the rows they round, and random evaluation batches run a few programs.
+slots, and the transformers' per-token work runs on the packings' compact tokens (the real slots,
+their count rounded up by `packing.compact_size`), only attention in the rows. Motions
+(`pack_motions`): rows of the frame bucket, the row count a multiple of N/8
+(`MOTION_ROW_BUCKETS`): a VAE row costs its attention (~8 ms at 196 frames, full size). Prompts
+(`pack_prompts`): rows of `TOKEN_ROW` (64) tokens, or of the longest prompt's token bucket when
+longer, or of fewer when all the tokens fit in fewer (`token_row_bucket`), the row count a
+multiple of P/4 (`PROMPT_ROW_BUCKETS`): a CLIP row of 64 slots costs ~1 ms of attention, so
+coarse row buckets cost little and keep the text program's shapes few. Random evaluation batches
+run a few programs.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ FRAME_STEP = 32     # frame buckets above 64 frames: multiples of this
 MIN_TOKEN_BUCKET = 16
 TOKEN_STEP = 8      # token-length buckets: multiples of this
 TOKEN_ROW = 64      # packed prompts: tokens per row (unless the longest prompt is longer)
-PROMPT_ROW_BUCKETS = 16  # packed prompts: the row count is a multiple of P / this
+PROMPT_ROW_BUCKETS = 4  # packed prompts: the row count is a multiple of P / this
 MOTION_ROW_BUCKETS = 8   # packed motions: the row count is a multiple of N / this
 
 

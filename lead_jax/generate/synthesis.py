@@ -76,10 +76,14 @@ def decode(vae: MotionVAE, params: Any, z0: jax.Array, lengths: jax.Array, frame
 
 
 def decode_packed(vae: MotionVAE, params: Any, z0: jax.Array, motions: Packing, frames: int,
-                  mean: jax.Array, std: jax.Array, joints_num: int) -> tuple[jax.Array, jax.Array]:
+                  mean: jax.Array, std: jax.Array, joints_num: int,
+                  first_block: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
   """`decode` of the N motions packed in rows of C >= `frames` slots (`motions`): the VAE computes
-  their real frames only; features `[N, frames, D]` and joints `[N, frames, J, 3]`."""
-  normed = vae.apply({"params": params}, z0, motions, frames, method=MotionVAE.decode_packed)
+  their real frames only; features `[N, frames, D]` and joints `[N, frames, J, 3]`.
+  `first_block`: the decoder's first self-attention block per (length, frame)
+  (`motion_vae.first_block_table`), read instead of computed."""
+  normed = vae.apply({"params": params}, z0, motions, frames, first_block,
+                     method=MotionVAE.decode_packed)
   return _features_and_joints(normed, lengths_mask(jnp.asarray(motions.item_length), frames), mean,
                               std, joints_num)
 
@@ -95,16 +99,19 @@ def synthesize(vae: MotionVAE, denoiser: LatentDenoiser, projector: Projector | 
                params: Mapping[str, Any], cond_emb: jax.Array, uncond_emb: jax.Array,
                lengths: jax.Array | Packing, keys: jax.Array, guidance_scale: jax.Array,
                state: SchedulerState, mean: jax.Array, std: jax.Array, frames: int,
-               joints_num: int) -> tuple[jax.Array, jax.Array]:
+               joints_num: int, first_block: jax.Array | None = None
+               ) -> tuple[jax.Array, jax.Array]:
   """Text embeddings `[N, E]` (+ the unconditional `[E]`) -> features `[N, frames, D]` and joints
   `[N, frames, J, 3]`; the projector round trip when `projector` is given.
 
   `params` holds 'vae', 'denoiser' (and 'projector'); `keys [N]` are per-motion keys. `lengths`:
-  `[N]` frames (`decode`) or the motions' `Packing` in rows of `frames` slots (`decode_packed`).
+  `[N]` frames (`decode`) or the motions' `Packing` in rows of `frames` slots (`decode_packed`,
+  which reads the decoder's first self-attention block from `first_block` when given).
   """
   z0 = sample(denoiser, params["denoiser"], keys, cond_emb, uncond_emb, guidance_scale, state)
   if projector is not None:
     z0 = project(projector, params["projector"], z0)
   if isinstance(lengths, Packing):
-    return decode_packed(vae, params["vae"], z0, lengths, frames, mean, std, joints_num)
+    return decode_packed(vae, params["vae"], z0, lengths, frames, mean, std, joints_num,
+                         first_block)
   return decode(vae, params["vae"], z0, lengths, frames, mean, std, joints_num)

@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from lead_jax.errors import InputError
+from lead_jax.models import packing as packing_lib
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -153,17 +154,25 @@ class MultiHeadAttention(nn.Module):
   segment and query (b, t) attends to row `memory_index[b, t]` only; by the same argument its
   output is that row's value projection, computed once per row and gathered per query.
   `mask` is `[B, Tk]` (keys) or `[B, Tq, Tk]` (pairs), True = attend.
+
+  Compact tokens (`rows`, a `lead_jax.models.packing` layout; self-attention only): `query` is the
+  layout's compact tokens `[F, d]`; q, k and v are projected per token, attention runs in the
+  layout's rows `[R, H, C, d/H]` under the pairwise `mask [R, C, C]`, and the output projection is
+  per token again: `[F, d]`.
   """
   num_heads: int
   dropout: float = 0.0
 
   @nn.compact
   def __call__(self, query: Array, memory: Array, mask: Array | None = None,
-               deterministic: bool = True, memory_index: Array | None = None) -> Array:
+               deterministic: bool = True, memory_index: Array | None = None,
+               rows: Any = None) -> Array:
     d = query.shape[-1]
     if d % self.num_heads:
       raise InputError(f"attention width {d} is not divisible by num_heads={self.num_heads}")
     heads, head_dim = self.num_heads, d // self.num_heads
+    if rows is not None:
+      return self._compact_self_attention(query, memory, mask, rows)
     batch, q_len, k_len = query.shape[0], query.shape[1], memory.shape[1]
     in_proj = lambda name, width: _ProjectionParams((width, heads, head_dim), 1, _in_proj_init,
                                                     name=name)()
@@ -174,16 +183,16 @@ class MultiHeadAttention(nn.Module):
 
     mm = functools.partial(matmul, dtype=wq.dtype)
     if memory_index is not None:  # one memory token per segment: out = value(memory[row])
-      if k_len != 1 or memory_index.shape != (batch, q_len):
+      if k_len != 1 or memory_index.shape != query.shape[:-1]:
         raise InputError(f"packed cross-attention needs memory [M, 1, d] and memory_index "
-                         f"[{batch}, {q_len}], found {tuple(memory.shape)} and "
-                         f"{tuple(memory_index.shape)}")
+                         f"{list(query.shape[:-1])} (the queries' axes), found "
+                         f"{tuple(memory.shape)} and {tuple(memory_index.shape)}")
       if attn_dropout:
         raise InputError("packed cross-attention (memory_index) is inference-only: "
                          "call it with deterministic=True")
       v = mm("bkd,dhc->bhkc", memory, wv) + bv[:, None]  # [M, H, 1, c]
       out = mm("bhkc,hcd->bkd", v, wo) + bo  # [M, 1, d]
-      return out[memory_index, 0]  # [B, Tq, d]
+      return out[memory_index, 0]  # [B, Tq, d] (compact queries: [F, d])
     if k_len == 1:  # softmax over one key is 1: out = value(memory) (broadcast over queries)
       v = mm("bkd,dhc->bhkc", memory, wv) + bv[:, None]  # [B, H, 1, c]
       if not attn_dropout:
@@ -202,7 +211,36 @@ class MultiHeadAttention(nn.Module):
       q = mm("bqd,dhc->bhqc", query, wq) + bq[:, None]
       k = mm("bkd,dhc->bhkc", memory, wk) + bk[:, None]
       v = mm("bkd,dhc->bhkc", memory, wv) + bv[:, None]
-    q = q / math.sqrt(head_dim)
+    return self._attend(q, k, v, mask, wo, bo, deterministic, wq.dtype)
+
+  def _compact_self_attention(self, tokens: Array, memory: Array, mask: Array | None,
+                              rows: Any) -> Array:
+    """Self-attention of a layout's compact tokens `[F, d]` in its rows, `mask [R, C, C]`."""
+    if memory is not tokens or tokens.ndim != 2 or mask is None or mask.ndim != 3:
+      raise InputError(f"compact attention (rows=...) is self-attention of compact tokens [F, d] "
+                       f"under a pairwise mask [R, C, C]; found query {tuple(tokens.shape)}, "
+                       f"mask {None if mask is None else tuple(mask.shape)}")
+    d = tokens.shape[-1]
+    heads, head_dim = self.num_heads, d // self.num_heads
+    (wq, bq), (wk, bk), (wv, bv) = (_ProjectionParams((d, heads, head_dim), 1, _in_proj_init,
+                                                      name=n)() for n in ("query", "key", "value"))
+    wo, bo = _ProjectionParams((heads, head_dim, d), 2, _out_proj_init, name="out")()
+    w = jnp.concatenate([wq, wk, wv], axis=1).reshape(d, 3 * d)
+    b = jnp.concatenate([bq, bk, bv], axis=0).reshape(3 * d)
+    qkv = packing_lib.to_rows(matmul("fd,de->fe", tokens, w, dtype=w.dtype) + b, rows)
+    num_rows, capacity = qkv.shape[:2]
+    q, k, v = jnp.transpose(qkv.reshape(num_rows, capacity, 3, heads, head_dim), (2, 0, 3, 1, 4))
+    out = self._attend(q, k, v, mask, None, None, True, w.dtype)  # [R, H, C, c]
+    out = packing_lib.to_tokens(jnp.transpose(out, (0, 2, 1, 3)), rows)  # [F, H, c]
+    return matmul("fhc,hcd->fd", out, wo, dtype=wo.dtype) + bo
+
+  def _attend(self, q: Array, k: Array, v: Array, mask: Array | None, wo: Array | None,
+              bo: Array | None, deterministic: bool, dtype: Any) -> Array:
+    """Head-major `q [B, H, Tq, c]`, `k`, `v [B, H, Tk, c]` -> `[B, Tq, d]` through the output
+    projection `wo`, `bo` (or the heads' outputs `[B, H, Tq, c]` when `wo` is None); matmul
+    operands in `dtype` (the weights')."""
+    mm = functools.partial(matmul, dtype=dtype)
+    q = q / math.sqrt(q.shape[-1])
     logits = mm("bhqc,bhkc->bhqk", q, k)
     if mask is not None:
       if mask.ndim not in (2, 3):
@@ -212,6 +250,8 @@ class MultiHeadAttention(nn.Module):
     weights = jax.nn.softmax(logits, axis=-1)
     weights = nn.Dropout(self.dropout)(weights, deterministic=deterministic)
     out = mm("bhqk,bhkc->bhqc", weights, v)
+    if wo is None:
+      return out
     return mm("bhqc,hcd->bqd", out, wo) + bo
 
 
@@ -242,7 +282,8 @@ class TransformerDecoderLayer(nn.Module):
 
   `x [B, T, d]`, `memory [B, S, d]`, `mask [B, T]` (True = valid) or `[B, T, T]` (pairs),
   `memory_mask [B, S]` -> `[B, T, d]`. Packed (`memory_index [B, T]`): `memory [M, 1, d]`, one
-  token per segment (see `MultiHeadAttention`).
+  token per segment (see `MultiHeadAttention`). Compact (`rows`, a packing layout): `x` and
+  `memory_index` are the layout's compact tokens `[F, d]`, `[F]`, and `mask` its `[R, C, C]`.
   """
   num_heads: int = 4
   ff_size: int = 1024
@@ -251,15 +292,28 @@ class TransformerDecoderLayer(nn.Module):
   @nn.compact
   def __call__(self, x: Array, memory: Array, mask: Array | None = None,
                memory_mask: Array | None = None, deterministic: bool = True,
-               memory_index: Array | None = None) -> Array:
+               memory_index: Array | None = None, rows: Any = None,
+               self_attended: Array | None = None) -> Array:
+    """`self_attended`: the self-attention block's output `norm1(x + self_attn(x))`, when the
+    caller has it already (inference; `MotionVAE.decode_packed`'s first layer): `x` is then not
+    used."""
     drop = lambda y: nn.Dropout(self.dropout)(y, deterministic=deterministic)
-    attn = MultiHeadAttention(self.num_heads, self.dropout, name="self_attn")(x, x, mask, deterministic)
-    x = layer_norm("norm1")(x + drop(attn))
+    if self_attended is not None:
+      x = self_attended
+    else:
+      attn = MultiHeadAttention(self.num_heads, self.dropout, name="self_attn")(
+          x, x, mask, deterministic, rows=rows)
+      x = layer_norm("norm1")(x + drop(attn))
     cross = MultiHeadAttention(self.num_heads, self.dropout, name="multihead_attn")(
         x, memory, memory_mask, deterministic, memory_index)
     x = layer_norm("norm2")(x + drop(cross))
     ff = _feed_forward(x, self.ff_size, self.dropout, deterministic)
     return layer_norm("norm3")(x + drop(ff))
+
+
+def first_layer(num_layers: int) -> str:
+  """Name of a skip stack's first layer: `input_blocks_0` (`middle_block` for a single layer)."""
+  return "input_blocks_0" if num_layers > 1 else "middle_block"
 
 
 def _check_odd(num_layers: int) -> None:
@@ -305,7 +359,8 @@ class SkipTransformerDecoder(nn.Module):
   """Skip stack of `TransformerDecoderLayer`s, as `SkipTransformerEncoder` (final LayerNorm).
 
   `x [B, T, d]`, `memory [B, S, d]`, `mask [B, T]` or `[B, T, T]`, `memory_mask [B, S]` (True =
-  valid) -> `[B, T, d]`; `memory_index [B, T]`: packed queries (see `TransformerDecoderLayer`).
+  valid) -> `[B, T, d]`; `memory_index [B, T]`: packed queries, `rows`: compact tokens (see
+  `TransformerDecoderLayer`).
   """
   num_layers: int = 9
   num_heads: int = 4
@@ -315,10 +370,14 @@ class SkipTransformerDecoder(nn.Module):
   @nn.compact
   def __call__(self, x: Array, memory: Array, mask: Array | None = None,
                memory_mask: Array | None = None, deterministic: bool = True,
-               memory_index: Array | None = None) -> Array:
+               memory_index: Array | None = None, rows: Any = None,
+               first_block: Array | None = None) -> Array:
+    """`first_block`: the first layer's self-attention block output, precomputed (see
+    `TransformerDecoderLayer`'s `self_attended`)."""
     layer = lambda name, y: TransformerDecoderLayer(
-        self.num_heads, self.ff_size, self.dropout, name=name)(y, memory, mask, memory_mask,
-                                                               deterministic, memory_index)
+        self.num_heads, self.ff_size, self.dropout, name=name)(
+            y, memory, mask, memory_mask, deterministic, memory_index, rows,
+            first_block if name == first_layer(self.num_layers) else None)
     return _skip_stack(x, self.num_layers, layer)
 
 

