@@ -6,7 +6,9 @@ Encoder: `Linear(nfeats -> d)` frame embeddings, two learned distribution tokens
 Decoder: `T` zero queries plus a learned position embedding, a 9-layer `SkipTransformerDecoder`
 cross-attending to the single latent token, `Linear(d -> nfeats)`, padded frames set to zero.
 `decode_packed` computes the same per motion on motions packed side by side in rows of frames
-(`lead_jax.models.packing`): real frames only, self-attention within each motion.
+(`lead_jax.models.packing`): real frames only (the packing's compact tokens), self-attention within
+each motion in the rows, and the first self-attention block optionally read from
+`first_block_table` (it sees position queries only).
 
 Shapes are batch-first: features `[B, T, nfeats]`, mask `[B, T]` (True = valid frame), latents
 `[B, 1, d]` (MLD's `(1, B, d)` transposed). Parameter names follow the PyTorch module names
