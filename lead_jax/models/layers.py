@@ -171,17 +171,29 @@ class MultiHeadAttention(nn.Module):
     if d % self.num_heads:
       raise InputError(f"attention width {d} is not divisible by num_heads={self.num_heads}")
     heads, head_dim = self.num_heads, d // self.num_heads
-    if rows is not None:
-      return self._compact_self_attention(query, memory, mask, rows)
-    batch, q_len, k_len = query.shape[0], query.shape[1], memory.shape[1]
     in_proj = lambda name, width: _ProjectionParams((width, heads, head_dim), 1, _in_proj_init,
                                                     name=name)()
     (wq, bq), (wk, bk), (wv, bv) = (in_proj(n, x.shape[-1]) for n, x in
                                     (("query", query), ("key", memory), ("value", memory)))
     wo, bo = _ProjectionParams((heads, head_dim, d), 2, _out_proj_init, name="out")()
     attn_dropout = not deterministic and self.dropout > 0.0
-
     mm = functools.partial(matmul, dtype=wq.dtype)
+    # Self-attention projects q, k and v with one [d, 3d] matmul: [..., d] -> [..., 3, H, c].
+    self_qkv = lambda x: (mm("...d,de->...e", x, jnp.concatenate([wq, wk, wv], 1).reshape(d, 3 * d))
+                          + jnp.concatenate([bq, bk, bv]).reshape(3 * d)).reshape(
+                              x.shape[:-1] + (3, heads, head_dim))
+
+    if rows is not None:  # compact tokens [F, d]: projections per token, attention in the rows
+      if memory is not query or query.ndim != 2 or mask is None or mask.ndim != 3:
+        raise InputError(f"compact attention (rows=...) is self-attention of compact tokens "
+                         f"[F, d] under a pairwise mask [R, C, C]; found query "
+                         f"{tuple(query.shape)}, mask {None if mask is None else tuple(mask.shape)}")
+      q, k, v = jnp.transpose(packing_lib.to_rows(self_qkv(query), rows), (2, 0, 3, 1, 4))
+      out = self._attend(q, k, v, mask, None, None, True, wq.dtype)  # [R, H, C, c]
+      out = packing_lib.to_tokens(jnp.transpose(out, (0, 2, 1, 3)), rows)  # [F, H, c]
+      return mm("fhc,hcd->fd", out, wo) + bo
+
+    batch, q_len, k_len = query.shape[0], query.shape[1], memory.shape[1]
     if memory_index is not None:  # one memory token per segment: out = value(memory[row])
       if k_len != 1 or memory_index.shape != query.shape[:-1]:
         raise InputError(f"packed cross-attention needs memory [M, 1, d] and memory_index "
@@ -202,37 +214,13 @@ class MultiHeadAttention(nn.Module):
                                          deterministic=False)
       return mm("bhqk,bhkc,hcd->bqd", weights, v, wo) + bo
 
-    if memory is query:  # one [d, 3d] matmul for q, k, v
-      w = jnp.concatenate([wq, wk, wv], axis=1).reshape(d, 3 * d)
-      b = jnp.concatenate([bq, bk, bv], axis=0).reshape(3 * d)
-      qkv = (mm("bqd,de->bqe", query, w) + b).reshape(batch, q_len, 3, heads, head_dim)
-      q, k, v = jnp.transpose(qkv, (2, 0, 3, 1, 4))  # each [B, H, T, c]
+    if memory is query:
+      q, k, v = jnp.transpose(self_qkv(query), (2, 0, 3, 1, 4))  # each [B, H, T, c]
     else:
       q = mm("bqd,dhc->bhqc", query, wq) + bq[:, None]
       k = mm("bkd,dhc->bhkc", memory, wk) + bk[:, None]
       v = mm("bkd,dhc->bhkc", memory, wv) + bv[:, None]
     return self._attend(q, k, v, mask, wo, bo, deterministic, wq.dtype)
-
-  def _compact_self_attention(self, tokens: Array, memory: Array, mask: Array | None,
-                              rows: Any) -> Array:
-    """Self-attention of a layout's compact tokens `[F, d]` in its rows, `mask [R, C, C]`."""
-    if memory is not tokens or tokens.ndim != 2 or mask is None or mask.ndim != 3:
-      raise InputError(f"compact attention (rows=...) is self-attention of compact tokens [F, d] "
-                       f"under a pairwise mask [R, C, C]; found query {tuple(tokens.shape)}, "
-                       f"mask {None if mask is None else tuple(mask.shape)}")
-    d = tokens.shape[-1]
-    heads, head_dim = self.num_heads, d // self.num_heads
-    (wq, bq), (wk, bk), (wv, bv) = (_ProjectionParams((d, heads, head_dim), 1, _in_proj_init,
-                                                      name=n)() for n in ("query", "key", "value"))
-    wo, bo = _ProjectionParams((heads, head_dim, d), 2, _out_proj_init, name="out")()
-    w = jnp.concatenate([wq, wk, wv], axis=1).reshape(d, 3 * d)
-    b = jnp.concatenate([bq, bk, bv], axis=0).reshape(3 * d)
-    qkv = packing_lib.to_rows(matmul("fd,de->fe", tokens, w, dtype=w.dtype) + b, rows)
-    num_rows, capacity = qkv.shape[:2]
-    q, k, v = jnp.transpose(qkv.reshape(num_rows, capacity, 3, heads, head_dim), (2, 0, 3, 1, 4))
-    out = self._attend(q, k, v, mask, None, None, True, w.dtype)  # [R, H, C, c]
-    out = packing_lib.to_tokens(jnp.transpose(out, (0, 2, 1, 3)), rows)  # [F, H, c]
-    return matmul("fhc,hcd->fd", out, wo, dtype=wo.dtype) + bo
 
   def _attend(self, q: Array, k: Array, v: Array, mask: Array | None, wo: Array | None,
               bo: Array | None, deterministic: bool, dtype: Any) -> Array:
