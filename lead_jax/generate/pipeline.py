@@ -29,13 +29,14 @@ evaluation batch has a few of each.
 
 Sequences are packed (`lead_jax.models.packing`): the prompts' real tokens side by side in rows,
 the motions' real frames in rows of the frame bucket, so neither the text encoder nor the VAE
-computes padding; their layers run on the compact tokens (the real slots), attention in the rows. Shapes are bucketed (`prompts`): motions and prompts to powers of two, tokens
-per row to 64 (or a multiple of 8 covering the longest prompt), frames per row to a power of two
->= 16 (a multiple of 32 above 64) covering the longest requested length (at most `max_frames`, the
-stage's `data.max_len`), the row counts to multiples of P/4 and N/8, and the compact token counts
-to 4 significant bits. Each motion's noise comes
-from `fold_in(fold_in(key, prompt_id), sample)` (`diffusion.motion_keys`), so a motion does not
-depend on the rest of the batch, the padding or `num_samples`.
+computes padding; their layers run on the compact tokens (the real slots), attention in the
+rows. Shapes are bucketed (`prompts`): motions and prompts to powers of two, tokens per row to 64
+(or a multiple of 8 covering the longest prompt), frames per row to a power of two >= 16 (a
+multiple of 32 above 64) covering the longest requested length (at most `max_frames`, the stage's
+`data.max_len`), the row counts to multiples of P/4 and N/8, and the compact token counts to 4
+significant bits. Each motion's noise comes from `fold_in(fold_in(key, prompt_id), sample)`
+(`diffusion.motion_keys`), so a motion does not depend on the rest of the batch, the padding or
+`num_samples`.
 
 Input rules: prompts are non-empty strings (`InputError` otherwise); lengths are integers in
 [1, max_frames]; prompts longer than the text encoder's context (77 CLIP tokens) are truncated as

@@ -187,7 +187,8 @@ class MultiHeadAttention(nn.Module):
       if memory is not query or query.ndim != 2 or mask is None or mask.ndim != 3:
         raise InputError(f"compact attention (rows=...) is self-attention of compact tokens "
                          f"[F, d] under a pairwise mask [R, C, C]; found query "
-                         f"{tuple(query.shape)}, mask {None if mask is None else tuple(mask.shape)}")
+                         f"{tuple(query.shape)}, mask "
+                         f"{None if mask is None else tuple(mask.shape)}")
       q, k, v = jnp.transpose(packing_lib.to_rows(self_qkv(query), rows), (2, 0, 3, 1, 4))
       out = self._attend(q, k, v, mask, None, None, True, wq.dtype)  # [R, H, C, c]
       out = packing_lib.to_tokens(jnp.transpose(out, (0, 2, 1, 3)), rows)  # [F, H, c]
