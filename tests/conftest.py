@@ -8,8 +8,8 @@ import tempfile
 
 import pytest
 
-# One XLA compilation cache for the whole session (this process and the CLI subprocesses the tests
-# start): the suite builds many identical programs (a Pipeline or trainer per test, the same tiny
+# One XLA compilation cache for the whole session (this process, its pytest-xdist workers, which
+# inherit the variable, and the CLI subprocesses the tests start): the suite builds many identical programs (a Pipeline or trainer per test, the same tiny
 # configs), and the persistent cache compiles each once. A fresh directory per session, removed at
 # exit, so no executable outlives the code that built it; JAX_COMPILATION_CACHE_DIR set by the
 # caller is used as is. Set before JAX is imported anywhere.
