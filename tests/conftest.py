@@ -9,10 +9,11 @@ import tempfile
 import pytest
 
 # One XLA compilation cache for the whole session (this process, its pytest-xdist workers, which
-# inherit the variable, and the CLI subprocesses the tests start): the suite builds many identical programs (a Pipeline or trainer per test, the same tiny
-# configs), and the persistent cache compiles each once. A fresh directory per session, removed at
-# exit, so no executable outlives the code that built it; JAX_COMPILATION_CACHE_DIR set by the
-# caller is used as is. Set before JAX is imported anywhere.
+# inherit the variable, and the CLI subprocesses the tests start): the suite builds many identical
+# programs (a Pipeline or trainer per test, the same tiny configs), and the persistent cache
+# compiles each once. A fresh directory per session, removed at exit, so no executable outlives the
+# code that built it; JAX_COMPILATION_CACHE_DIR set by the caller is used as is. Set before JAX is
+# imported anywhere.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   _CACHE = tempfile.mkdtemp(prefix="lead_jax_test_xla_cache_")
   atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
