@@ -29,6 +29,10 @@ compact frames computed, and the real frames).
 
 Target (issue #14): lcm1 at batch 32 >= 10x the torch MLD pipeline in float32.
 
+`--protocol` instead times generation as the evaluation protocol runs it (the same captions in
+every replication): captions encoded in every call (`Pipeline.generate`) against each caption
+encoded once (`protocol.PromptEmbeddings`, what `lead-jax evaluate` and the study use).
+
 `--quality DEMO_OUT --evaluator EVAL_WORKDIR` instead scores the demo's LEAD stages
 (`lead-jax demo`'s DEMO_OUT/workdirs) at DDIM 50 and LCM 1, 2, 4 steps with a trained evaluator
 (configs/evaluator_demo.py, trained on the demo's data): FID and R-precision over --replications
@@ -39,6 +43,7 @@ Usage (2 shared cores: the batch-256 torch row alone takes minutes):
   JAX_PLATFORMS=cpu python benchmarks/sampling.py --batches 256 --repeats 1 --dtypes float32
   JAX_PLATFORMS=cpu python benchmarks/sampling.py --quality demo --evaluator runs/evaluator_demo
   JAX_PLATFORMS=cpu python benchmarks/sampling.py --mti      # motion textual inversion s/step
+  JAX_PLATFORMS=cpu python benchmarks/sampling.py --protocol --batches 32 --replications 3
 """
 
 from __future__ import annotations
@@ -330,6 +335,86 @@ def profile(pipe: Pipeline, texts: list[str], lengths: list[int], repeats: int,
     print(f"      {name:>48}: {timed(fn, repeats)[1]:.3f} s")
 
 
+ADVERBS = ("", "slowly", "quickly", "twice", "carefully", "with energy", "while looking down",
+           "three times")
+
+
+def distinct_captions(count: int) -> list[str]:
+  """`count` different HumanML3D-style captions (CAPTIONS with a manner or repetition added)."""
+  out = []
+  for i in range(count):
+    base, adverb = CAPTIONS[i % len(CAPTIONS)], ADVERBS[(i // len(CAPTIONS)) % len(ADVERBS)]
+    rounds = i // (len(CAPTIONS) * len(ADVERBS))
+    extra = (f" {adverb}" if adverb else "") + (f" ({rounds})" if rounds else "")
+    out.append(base[:-1] + extra + ".")
+  return out
+
+
+def protocol_generation(args) -> None:
+  """Generation as the evaluation protocol runs it: `--captions` distinct captions, generated in
+  every one of `--replications` replications (new keys, same captions and lengths), in chunks of
+  `--batches[0]` prompts. Baseline: `Pipeline.generate` on the captions in every replication (the
+  text encoder runs each time); ours: `protocol.pipeline_generator` over a `PromptEmbeddings`
+  table (each caption encoded once, in the first replication). CLIP ViT-L/14 (random), full-size
+  VAE/denoiser (random), float32."""
+  from lead_jax.evaluation import protocol  # pylint: disable=import-outside-toplevel
+  from lead_jax.text.clip import load_clip  # pylint: disable=import-outside-toplevel
+  mean, std = load_stats()
+  tmp = tempfile.TemporaryDirectory(prefix="clip_l_")
+  write_clip_l(pathlib.Path(tmp.name))
+  clip = load_clip(tmp.name)
+  vae, den = MotionVAE(), LatentDenoiser(text_dim=768)
+  lcm = LatentDenoiser(text_dim=768, cond_proj_dim=256)
+  vae_params = init_params("vae", vae, jax.random.key(0))
+  pipes = {"mld": Pipeline(vae=vae, denoiser=den, projector=None, text_encoder=clip, mean=mean,
+                           std=std, params={"vae": vae_params,
+                                            "denoiser": init_params("denoiser", den,
+                                                                    jax.random.key(1))}),
+           "lcm": Pipeline(vae=vae, denoiser=lcm, projector=None, text_encoder=clip, mean=mean,
+                           std=std, params={"vae": vae_params,
+                                            "denoiser": init_params("denoiser", lcm,
+                                                                    jax.random.key(1))})}
+  captions = distinct_captions(args.captions)
+  lengths = np.asarray(batch_of(args.captions, seed=1)[1])
+  chunk = args.batches[0]
+
+  def uncached(pipe, steps):
+    def generate(caps, lens, key):
+      for i, start in enumerate(range(0, len(caps), chunk)):
+        pipe.generate(caps[start:start + chunk], lens[start:start + chunk],
+                      jax.random.fold_in(key, i), steps=steps, use_projector=False)
+    return generate
+
+  rows = [("ddim50", "mld", 50)] + [(f"lcm{k}", "lcm", k) for k in args.lcm_steps]
+  if args.replications < 2:
+    sys.exit("--protocol needs --replications >= 2 (the first one fills the table)")
+  print(f"\nprotocol generation: {args.captions} distinct captions x {args.replications} "
+        f"replications, chunks of {chunk}, float32; seconds: all the replications, the first, "
+        "and the median of the others")
+  header = (f"{'method':>8} | {'encode every call':>26} | {'each caption once':>26} | "
+            f"{'speed-up':>8} | {'later reps':>10}")
+  print(header)
+  print("-" * len(header))
+  for name, which, steps in rows:
+    pipe = pipes[which]
+    uncached(pipe, steps)(captions, lengths, jax.random.key(99))  # compile every shape
+    seconds = {}
+    for way in ("uncached", "cached"):  # the cached table starts empty: replication 0 encodes
+      generate = (uncached(pipe, steps) if way == "uncached" else
+                  protocol.pipeline_generator(pipe, False, steps=steps, batch_size=chunk))
+      reps = []
+      for rep in range(args.replications):
+        start = time.perf_counter()
+        generate(captions, lengths, jax.random.key(rep))
+        reps.append(time.perf_counter() - start)
+      seconds[way] = (sum(reps), reps[0], statistics.median(reps[1:]))
+    cell = lambda t: f"{t[0]:7.2f} ({t[1]:5.2f}, {t[2]:5.2f})"
+    print(f"{name:>8} | {cell(seconds['uncached']):>26} | {cell(seconds['cached']):>26} | "
+          f"{seconds['uncached'][0] / seconds['cached'][0]:>7.2f}x | "
+          f"{seconds['uncached'][2] / seconds['cached'][2]:>9.2f}x", flush=True)
+  tmp.cleanup()
+
+
 def quality(args) -> None:
   """FID / R-precision of the demo's LEAD stages at DDIM 50 and LCM 1/2/4 steps."""
   import ml_collections  # pylint: disable=import-outside-toplevel
@@ -404,6 +489,9 @@ def main() -> int:
   parser.add_argument("--split", default="all",
                       help="split scored by --quality (the demo's 15 clips: 'all'; 'test' has 2)")
   parser.add_argument("--mti", action="store_true", help="motion textual inversion s/step")
+  parser.add_argument("--protocol", action="store_true",
+                      help="evaluation-protocol generation: captions encoded per call vs once")
+  parser.add_argument("--captions", type=int, default=128, help="distinct captions (--protocol)")
   args = parser.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {os.cpu_count()} CPUs; "
         f"load average {os.getloadavg()[0]:.1f}")
@@ -413,6 +501,8 @@ def main() -> int:
     quality(args)
   elif args.mti:
     mti(args)
+  elif args.protocol:
+    protocol_generation(args)
   else:
     end_to_end(args)
   print(f"load average at the end {os.getloadavg()[0]:.1f}")

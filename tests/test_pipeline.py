@@ -5,6 +5,7 @@ the text encoder is a tiny 2-layer BERT (MiniLM layout) written to a tmp dir.
 """
 
 import json
+import types
 
 import jax
 import jax.numpy as jnp
@@ -239,3 +240,66 @@ def test_sample_command_writes_index(stages, tmp_path):
   prompts.write_text("500 a person walks\n")
   assert cli.main(["sample", "--workdir", str(stages["projector"]), "--prompts", str(prompts),
                    "--out", str(out), "--steps", "2"]) == 2
+
+
+def test_prompt_embeddings_skip_the_text_program_and_give_the_same_motions(pipe):
+  texts = ["a person walks forward.", "someone jumps", "a man waves"]
+  emb = pipe.encode_prompts(texts)
+  assert emb.shape == (3, 32) and emb.dtype == np.float32
+  # The embeddings are the text encoder's pooled features (here a MiniLM-layout BERT).
+  np.testing.assert_allclose(emb, pipe.text_encoder.encode(texts), atol=1e-5)
+  args = (texts, [16, 24, 32], jax.random.key(7))
+  want = pipe.generate(*args, steps=STEPS, num_samples=2)
+  text_calls = pipe.text_program._cache_size()  # pylint: disable=protected-access
+  got = pipe.generate(*args, steps=STEPS, num_samples=2, prompt_embeddings=emb)
+  np.testing.assert_allclose(got["features"], want["features"], atol=1e-5)
+  assert got["texts"] == want["texts"]
+  np.testing.assert_array_equal(got["truncated"], want["truncated"])
+  assert pipe.text_program._cache_size() == text_calls  # pylint: disable=protected-access
+  # Other embeddings, other motions: the motion program reads them.
+  other = pipe.generate(*args, steps=STEPS, num_samples=2, prompt_embeddings=emb[::-1].copy())
+  assert np.abs(other["features"][0] - want["features"][0]).max() > 1e-3
+  np.testing.assert_allclose(other["features"][2:4], want["features"][2:4], atol=1e-5)
+
+
+@pytest.mark.parametrize("embeddings, match", [
+    (np.zeros((2, 32), np.float32), r"shape \[3, 32\]"),
+    (np.zeros((3, 16), np.float32), r"shape \[3, 32\]"),
+    (np.zeros((3, 32), np.int32), "float array"),
+    (np.full((3, 32), np.nan, np.float32), r"rows \[0, 1, 2\] are not finite"),
+])
+def test_bad_prompt_embeddings_raise_input_error(pipe, embeddings, match):
+  with pytest.raises(InputError, match=match):
+    pipe.generate(["a", "b", "c"], 8, jax.random.key(0), steps=STEPS, prompt_embeddings=embeddings)
+
+
+def test_prompt_embedding_table_encodes_each_caption_once(pipe):
+  from lead_jax.evaluation import protocol
+  table = protocol.PromptEmbeddings(pipe, batch_size=4)
+  calls = []
+  encode = pipe.encode_prompts
+  pipe.encode_prompts = lambda texts: calls.append(list(texts)) or encode(texts)
+  try:
+    captions = ["a man walks", "someone jumps", "a man walks", "a girl runs", "he sits",
+                "she waves", "a man walks"]
+    got = table(captions)
+    again = table(["she waves", "a man walks"])
+  finally:
+    del pipe.encode_prompts
+  # Five distinct captions: one full chunk of 4, then one padded by repeating its caption.
+  assert calls == [["a man walks", "someone jumps", "a girl runs", "he sits"], ["she waves"] * 4]
+  assert len(table) == 5 and got.shape == (7, 32)
+  np.testing.assert_allclose(got, pipe.text_encoder.encode(captions), atol=1e-5)
+  np.testing.assert_array_equal(again, got[[5, 6]])
+  assert table([]).shape == (0, 32)
+  # A generator over the table gives the motions of the uncached pipeline.
+  gen = protocol.pipeline_generator(pipe, True, steps=STEPS, batch_size=4, prompt_embeddings=table)
+  lengths = np.array([16, 24, 8, 32, 12, 20, 28])
+  feats = gen(captions, lengths, jax.random.key(2))
+  want = pipe.generate(captions[:4], lengths[:4], jax.random.fold_in(jax.random.key(2), 0),
+                       steps=STEPS)["features"]
+  np.testing.assert_allclose(feats[:4, :32], want, atol=1e-5)
+  assert feats.shape == (7, 32, 263) and len(table) == 5
+  with pytest.raises(ConfigError, match="another pipeline"):
+    protocol.pipeline_generator(types.SimpleNamespace(text_encoder=object()), True,
+                                prompt_embeddings=table)

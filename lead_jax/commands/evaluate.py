@@ -160,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
         result, args.out, report.TABLE3_COLUMNS,
         f"MTI protocol on {result['settings']['mti']['size']} {args.split} motions (Table 3)")
   else:
-    common = dict(guidance_scale=args.guidance, steps=args.steps, batch_size=args.batch_size)
+    table = protocol.PromptEmbeddings(pipe, args.batch_size)  # each caption encoded once
+    common = dict(guidance_scale=args.guidance, steps=args.steps, batch_size=args.batch_size,
+                  prompt_embeddings=table)
     methods = {"MLD": protocol.pipeline_generator(pipe, False, **common)}
     if pipe.has_projector:
       methods["LEAD"] = protocol.pipeline_generator(pipe, True, **common)
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
                   pipeline_args.load_pipeline(args, workdir=args.lcm_workdir,
                                               text_encoder=pipe.text_encoder))
       methods.update(protocol.lcm_methods(lcm_pipe, tuple(args.lcm_steps), args.guidance,
-                                          args.batch_size))
+                                          args.batch_size, table))
       info["lcm_workdir"] = str(pathlib.Path(args.lcm_workdir).resolve())
     settings = protocol.ProtocolSettings(
         replications=args.replications, seed=args.seed, mm_prompts=args.mm_prompts,

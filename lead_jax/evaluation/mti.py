@@ -89,7 +89,7 @@ def _mti_embeddings(embedder: Embedder, pipeline: Any, split: Split, replication
                     mti: MTISettings, key: jax.Array, motions: list[dict[str, Any]],
                     progress: Callable[[str], None] | None) -> dict[str, np.ndarray]:
   """Per row name, evaluator embeddings `[N, replications, E]` of the motions generated with each
-  motion's own token (its concept alone is passed to `generate`; nothing else knows it)."""
+  motion's own token (its concept alone is passed to `encode_prompts`; nothing else knows it)."""
   n, t_max = len(split.lengths), split.gt_features.shape[1]
   variants = [False, True] if pipeline.has_projector else [False]
   generated: dict[str, np.ndarray] = {}
@@ -102,11 +102,12 @@ def _mti_embeddings(embedder: Embedder, pipeline: Any, split: Split, replication
       run = inverter.invert([split.gt_features[k, :length]], token, mti.init_word or None,
                             seed=mti.inversion.seed + k)
       prompt = mti.template.replace(inversion.PLACEHOLDER, token)
+      cond = pipeline.encode_prompts([prompt], [run.concept])  # once for both rows
       for name, use_projector in zip(names, variants):
         res = pipeline.generate([prompt], [length], jax.random.fold_in(key, k),
                                 guidance_scale=mti.guidance_scale, steps=mti.steps,
                                 use_projector=use_projector, num_samples=replications,
-                                concepts=[run.concept])
+                                prompt_embeddings=cond)
         feats = np.asarray(res["features"], np.float32)
         feats = np.pad(feats, ((0, 0), (0, t_max - feats.shape[1]), (0, 0)))
         emb[name].append(embed_rows(embedder.embed_motion, feats, np.full(replications, length)))

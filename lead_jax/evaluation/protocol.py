@@ -54,11 +54,54 @@ class ProtocolSettings:
   max_examples: int = 0      # 0: the whole split; N: the first N valid rows (MTI mini-subset)
 
 
+class PromptEmbeddings:
+  """The conditioning embeddings of captions under one pipeline's text encoder, each caption
+  encoded once: the protocol generates from the same captions in every replication, for its
+  MultiModality prompts and for every method over the pipeline, and at 1-4 sampling steps the text
+  encoder is about 40% of a generation call (CLIP ViT-L/14, batch 32: `benchmarks/sampling.py
+  --protocol`).
+
+    table = PromptEmbeddings(pipe)
+    emb = table(captions)                              # [N, E] float32
+  Captions not yet seen are encoded (`Pipeline.encode_prompts`) in chunks of exactly `batch_size`
+  (the last padded by repeating a caption): the text program's shapes are those of generation.
+  """
+
+  def __init__(self, pipeline: Any, batch_size: int = 64):
+    self.pipeline = pipeline
+    self.batch_size = int(batch_size)
+    self._rows: dict[str, np.ndarray] = {}
+
+  def __len__(self) -> int:
+    return len(self._rows)
+
+  def __call__(self, captions: Iterable[str]) -> np.ndarray:
+    captions = list(captions)
+    missing = list(dict.fromkeys(c for c in captions if c not in self._rows))
+    for start in range(0, len(missing), self.batch_size):
+      chunk = missing[start:start + self.batch_size]
+      padded = chunk + chunk[:1] * (self.batch_size - len(chunk))
+      self._rows.update(zip(chunk, self.pipeline.encode_prompts(padded)))
+    width = int(self.pipeline.text_encoder.embed_dim)
+    if not captions:
+      return np.zeros((0, width), np.float32)
+    return np.stack([self._rows[c] for c in captions])
+
+
 def pipeline_generator(pipeline: Any, use_projector: bool, guidance_scale: float = 7.5,
-                       steps: int = 50, batch_size: int = 64) -> GenerateFn:
+                       steps: int = 50, batch_size: int = 64,
+                       prompt_embeddings: PromptEmbeddings | None = None) -> GenerateFn:
   """A `GenerateFn` over `Pipeline.generate`: chunks of exactly `batch_size` prompts (the last one
   padded by repeating a prompt, its extra motions dropped), so generation compiles for one batch
-  size whatever the number of items (and a few packed layouts: `lead_jax.models.packing`)."""
+  size whatever the number of items (and a few packed layouts: `lead_jax.models.packing`). The
+  prompts' embeddings come from `prompt_embeddings` (each caption encoded once; pass one table to
+  all the methods over the same pipeline), a new table if None."""
+  if prompt_embeddings is None:
+    prompt_embeddings = PromptEmbeddings(pipeline, batch_size)
+  elif prompt_embeddings.pipeline.text_encoder is not pipeline.text_encoder:
+    raise ConfigError("pipeline_generator: prompt_embeddings were made for another pipeline's "
+                      "text encoder")
+
   def generate(captions, lengths, key):
     out, t_max = [], int(np.max(lengths))
     for i, start in enumerate(range(0, len(captions), batch_size)):
@@ -69,7 +112,8 @@ def pipeline_generator(pipeline: Any, use_projector: bool, guidance_scale: float
       lens += lens[:1] * (batch_size - count)
       res = pipeline.generate(caps, lens, jax.random.fold_in(key, i),
                               guidance_scale=guidance_scale, steps=steps,
-                              use_projector=use_projector)
+                              use_projector=use_projector,
+                              prompt_embeddings=prompt_embeddings(caps))
       f = res["features"][:count]
       out.append(np.pad(f, ((0, 0), (0, t_max - f.shape[1]), (0, 0))))
     return np.concatenate(out)
@@ -77,23 +121,26 @@ def pipeline_generator(pipeline: Any, use_projector: bool, guidance_scale: float
 
 
 def lcm_methods(pipeline: Any, steps: tuple[int, ...] = (1, 2, 4), guidance_scale: float = 7.5,
-                batch_size: int = 64) -> dict[str, GenerateFn]:
+                batch_size: int = 64, prompt_embeddings: PromptEmbeddings | None = None
+                ) -> dict[str, GenerateFn]:
   """The rows of the paper's Table 5 from a pipeline whose denoiser is a consistency model
   (`Pipeline.from_workdir(projector_workdir, denoiser_workdir=lcm_workdir)`, or an LCM workdir):
   `MotionLCM (k steps)` (no projector) and, when the pipeline has a projector,
   `LEAD-MotionLCM (k steps)` (the projector round trip), for each k in `steps`, sampled with the
-  LCM scheduler at `guidance_scale` (w = s - 1 embedded)."""
+  LCM scheduler at `guidance_scale` (w = s - 1 embedded). The rows share `prompt_embeddings`
+  (a new table if None; pass the Table 1 rows' table when the pipelines share a text encoder)."""
   if not pipeline.is_consistency_model:
     raise ConfigError(f"{pipeline.source or 'the pipeline'}: Table 5 needs a consistency-distilled "
                       "denoiser (an LCM stage's workdir, e.g. --lcm-workdir); this one is MLD's")
   methods: dict[str, GenerateFn] = {}
+  table = PromptEmbeddings(pipeline, batch_size) if prompt_embeddings is None else prompt_embeddings
   for k in steps:
     label = f"({k} step{'s' if k > 1 else ''})"
     methods[f"MotionLCM {label}"] = pipeline_generator(pipeline, False, guidance_scale, k,
-                                                       batch_size)
+                                                       batch_size, table)
     if pipeline.has_projector:
       methods[f"LEAD-MotionLCM {label}"] = pipeline_generator(pipeline, True, guidance_scale, k,
-                                                              batch_size)
+                                                              batch_size, table)
   return methods
 
 

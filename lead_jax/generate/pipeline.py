@@ -10,6 +10,8 @@
   out["features"]  # [N, Tmax, 263] de-normalised, zero past each length
   out["joints"]    # [N, Tmax, 22, 3]
   out = pipe.generate(["a person <dance-x>"], [120], key, concepts=[load_concept("d.npz")])
+  emb = pipe.encode_prompts(texts)                         # [P, E], the text program alone
+  out = pipe.generate(texts, lengths, key, prompt_embeddings=emb)   # skips the text encoder
 
 `generate` runs two jitted programs over explicit arguments (frozen parameters and placeholder-token
 rows included, never closed over); the conditioning stays on the device between them:
@@ -336,7 +338,8 @@ class Pipeline:
                guidance_scale: float = 7.5, steps: int | None = None,
                use_projector: bool | None = None, scheduler: str | None = None,
                num_samples: int = 1, prompt_ids: Sequence[int] | None = None,
-               concepts: Sequence[Concept] = ()) -> dict[str, Any]:
+               concepts: Sequence[Concept] = (),
+               prompt_embeddings: Any = None) -> dict[str, Any]:
     """Motions for `texts` (each `num_samples` times) of the given `lengths` (frames).
 
     Args:
@@ -350,6 +353,8 @@ class Pipeline:
       prompt_ids: P non-negative ints folded into the key instead of the prompts' positions (so a
         caller batching a long prompt list gets the same motions as one big call).
       concepts: learnt tokens (`lead_jax.text.concepts.Concept`) the prompts may use.
+      prompt_embeddings: `[P, E]` the prompts' conditioning embeddings (`encode_prompts`, with the
+        concepts there): the text program is skipped (`texts` still name the motions).
     Returns:
       dict with `features [N, Tmax, D]` (de-normalised), `joints [N, Tmax, J, 3]` (NumPy, zero past
       each length; Tmax = max(lengths)), `mask [N, Tmax]`, `lengths [N]`, `texts` (N strings),
@@ -366,6 +371,9 @@ class Pipeline:
       raise ConfigError(f"{self.source or 'this pipeline'} has no projector (MLD mode): generate "
                         "with use_projector=False (CLI --no-projector)")
     state = self.scheduler_state(scheduler or self.default_scheduler(), steps)
+    if prompt_embeddings is not None and len(concepts):
+      raise InputError("generate: concepts with prompt_embeddings; the concepts belong to "
+                       "encode_prompts(texts, concepts), which computes the embeddings")
     extra = as_extra_tokens(list(concepts), self.text_encoder)
 
     count = len(texts) * num_samples
@@ -374,7 +382,6 @@ class Pipeline:
       raise InputError(f"prompt_ids must be {len(texts)} non-negative integers, found {prompt_ids!r}")
     prompt_pos = np.repeat(np.arange(len(texts)), num_samples)
     sample_idx = np.tile(np.arange(num_samples), len(texts))
-    tokens, truncated = prompts.pack_prompts(self.text_encoder, texts, extra)
     pad = prompts.next_pow2(count) - count
     prompt_index = np.concatenate([prompt_pos, np.zeros(pad, np.int64)]).astype(np.int32)
     frame_counts = np.concatenate([np.repeat(lengths, num_samples), np.zeros(pad, np.int64)])
@@ -383,8 +390,13 @@ class Pipeline:
                            np.concatenate([sample_idx, np.arange(pad) + num_samples])])
     # Host arrays go to the program as NumPy (one transfer each, no eager dispatch); the outputs
     # come back whole and are cut on the host (slicing a device array would compile per shape).
-    cond_emb = self.text_program(self.text_encoder.params,
-                                 np.asarray(extra.embeddings, np.float32), tokens, prompt_index)
+    if prompt_embeddings is None:
+      tokens, truncated = prompts.pack_prompts(self.text_encoder, texts, extra)
+      cond_emb = self.text_program(self.text_encoder.params,
+                                   np.asarray(extra.embeddings, np.float32), tokens, prompt_index)
+    else:
+      cond_emb = self._check_prompt_embeddings(prompt_embeddings, len(texts))[prompt_index]
+      truncated = self.text_encoder.truncated(texts)
     features, joints = self.motion_program(
         self.compute_params, cond_emb, self.uncond_embedding, motions, key,
         motion_ids.astype(np.uint32), np.float32(guidance_scale), state, self.mean, self.std,
@@ -404,6 +416,34 @@ class Pipeline:
         "truncated": truncated,
         "projector": bool(use_projector),
     }
+
+  def encode_prompts(self, texts: Sequence[str], concepts: Sequence[Concept] = ()) -> np.ndarray:
+    """`[P, E]` float32: the prompts' conditioning embeddings, from the text program alone (the
+    program and packed shapes `generate` uses for P prompts). `generate(texts, ...,
+    prompt_embeddings=...)` then skips the text encoder: a caller generating from the same prompts
+    many times (evaluation replications, `lead_jax.evaluation.protocol.PromptEmbeddings`) encodes
+    each once."""
+    texts = prompts.check_texts(texts)
+    extra = as_extra_tokens(list(concepts), self.text_encoder)
+    tokens, _ = prompts.pack_prompts(self.text_encoder, texts, extra)
+    pad = prompts.next_pow2(len(texts)) - len(texts)
+    prompt_index = np.concatenate([np.arange(len(texts)), np.zeros(pad, np.int64)]).astype(np.int32)
+    pooled = self.text_program(self.text_encoder.params, np.asarray(extra.embeddings, np.float32),
+                               tokens, prompt_index)
+    return np.asarray(pooled)[:len(texts)]
+
+  def _check_prompt_embeddings(self, embeddings: Any, count: int) -> np.ndarray:
+    """`embeddings` as float32 `[count, E]` (E: the text encoder's), else an `InputError`."""
+    table = np.asarray(embeddings)
+    expected = (count, int(self.text_encoder.embed_dim))
+    if table.shape != expected or not np.issubdtype(table.dtype, np.floating):
+      raise InputError(f"prompt_embeddings must be a float array of shape {list(expected)} (one "
+                       f"{self.text_encoder.name} embedding per prompt, `encode_prompts`), found "
+                       f"{table.dtype} {list(table.shape)}")
+    if not np.isfinite(table).all():
+      rows = np.flatnonzero(~np.isfinite(table).all(axis=1))
+      raise InputError(f"prompt_embeddings rows {rows[:10].tolist()} are not finite")
+    return table.astype(np.float32)
 
   def num_compiled(self) -> int:
     """How many programs generation has compiled: text programs (one per packed prompt layout

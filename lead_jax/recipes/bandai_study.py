@@ -541,13 +541,17 @@ def protocol_settings(study: Study, replications: int, multimodality: bool = Tru
       mm_prompts=int(cfg.mm_prompts) if multimodality else 0, mm_repeats=int(cfg.mm_repeats))
 
 
-def table1_methods(study: Study, pipe: Pipeline, *, mld: bool = True,
-                   label: str = "") -> dict[str, protocol.GenerateFn]:
+def table1_methods(study: Study, pipe: Pipeline, *, mld: bool = True, label: str = "",
+                   prompt_embeddings: protocol.PromptEmbeddings | None = None
+                   ) -> dict[str, protocol.GenerateFn]:
   """The Table 1 rows of a LEAD pipeline: 'MLD' (its denoiser without the projector) and 'LEAD'
-  (with it), DDIM `ddim_steps`; `label` is appended to the names ('LEAD (noKL)')."""
+  (with it), DDIM `ddim_steps`; `label` is appended to the names ('LEAD (noKL)'). The rows share
+  `prompt_embeddings` (a new table if None)."""
   cfg = study.config
+  table = (protocol.PromptEmbeddings(pipe, int(cfg.eval_batch_size)) if prompt_embeddings is None
+           else prompt_embeddings)
   common = dict(guidance_scale=float(cfg.guidance_scale), steps=int(cfg.ddim_steps),
-                batch_size=int(cfg.eval_batch_size))
+                batch_size=int(cfg.eval_batch_size), prompt_embeddings=table)
   methods = {"MLD": protocol.pipeline_generator(pipe, False, **common)} if mld else {}
   methods["LEAD" + label] = protocol.pipeline_generator(pipe, True, **common)
   return methods
@@ -579,9 +583,10 @@ def _run_evaluate(study: Study) -> dict:
   settings = protocol_settings(study, cfg.replications)
   lead = pipeline(study, study.workdir("projector"))
   fast = pipeline(study, study.workdir("projector"), study.workdir("lcm"))
-  methods1 = table1_methods(study, lead)
+  table = protocol.PromptEmbeddings(lead, int(cfg.eval_batch_size))  # one text encoder
+  methods1 = table1_methods(study, lead, prompt_embeddings=table)
   methods5 = protocol.lcm_methods(fast, tuple(int(k) for k in cfg.lcm_steps),
-                                  float(cfg.guidance_scale), int(cfg.eval_batch_size))
+                                  float(cfg.guidance_scale), int(cfg.eval_batch_size), table)
   # One protocol pass for both tables: the same replications (captions, crops, Real row).
   both = _score(study, score, {**methods1, **methods5}, settings, "Tables 1 and 5")
   table1 = protocol.select_rows(both, methods1)

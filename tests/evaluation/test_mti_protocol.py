@@ -53,8 +53,9 @@ def runs(mti_setup):
   pipe, embedder, batches, mean, std = mti_setup
   settings = protocol.ProtocolSettings(replications=REPS, seed=SEED)
   first = mti.evaluate_mti(embedder, pipe, batches, settings, _mti_settings(), mean, std)
-  concepts, calls, inverters = [], [], []
-  real_invert, real_generate = inversion.Inverter.invert, pipe.generate
+  concepts, calls, encodes, inverters = [], [], [], []
+  real_invert, real_generate, real_encode = (inversion.Inverter.invert, pipe.generate,
+                                             pipe.encode_prompts)
 
   def spy_invert(self, *args, **kwargs):
     run = real_invert(self, *args, **kwargs)
@@ -69,13 +70,20 @@ def runs(mti_setup):
                   "features": res["features"]})
     return res
 
+  def spy_encode(texts, concepts=()):
+    out = real_encode(texts, concepts)
+    encodes.append({"texts": list(texts), "concepts": list(concepts), "embeddings": out,
+                    "vocab": set(pipe.text_encoder.tokenizer.get_vocab())})
+    return out
+
   with pytest.MonkeyPatch.context() as mp:
     mp.setattr(inversion.Inverter, "invert", spy_invert)
     mp.setattr(pipe, "generate", spy_generate)
+    mp.setattr(pipe, "encode_prompts", spy_encode)
     second = mti.evaluate_mti(embedder, pipe, batches, settings, _mti_settings(), mean, std)
   # One inverter per space serves every motion: its train step compiled once for all of them.
   assert len({id(i) for i in inverters}) == 1 and inverters[0].num_compiled() == 1
-  return first, second, concepts, calls
+  return first, second, concepts, (calls, encodes)
 
 
 def test_table3_rows_columns_and_fixed_seeds(runs, tmp_path):
@@ -117,31 +125,37 @@ def test_real_row_uses_ground_truth_captions_and_motions(runs, mti_setup):
 
 
 def test_tokens_do_not_leak_between_motions(runs, mti_setup):
-  _, _, concepts, calls = runs
+  _, _, concepts, (calls, encodes) = runs
   pipe = mti_setup[0]
   assert [c.token for c in concepts] == ["<mti-0>", "<mti-1>", "<mti-2>"]
   emb = np.stack([c.embedding for c in concepts])
   for a in range(SIZE):
     for b in range(a + 1, SIZE):
       assert not np.allclose(emb[a], emb[b]), "tokens learnt from different motions coincide"
+  # Motion k's prompt is encoded once, with motion k's concept alone (learnt embedding included).
+  assert len(encodes) == SIZE
+  for k, enc in enumerate(encodes):
+    assert enc["texts"] == [f"a person <mti-{k}>"]
+    (given,) = enc["concepts"]
+    assert given.token == f"<mti-{k}>"
+    np.testing.assert_array_equal(given.embedding[None], emb[k][None])
+    for j in range(SIZE):
+      assert f"<mti-{j}>" not in enc["vocab"]                # the encoder itself never learns one
   assert len(calls) == 2 * SIZE                               # without / with the projector
   for i, call in enumerate(calls):
     k = i // 2
     assert call["texts"] == [f"a person <mti-{k}>"]
     assert call["kwargs"]["use_projector"] == bool(i % 2)
     assert call["kwargs"]["num_samples"] == REPS
-    # Only motion k's token is given, with motion k's learnt embedding; no other motion's.
-    (given,) = call["kwargs"]["concepts"]
-    assert given.token == f"<mti-{k}>"
-    np.testing.assert_array_equal(given.embedding[None], emb[k][None])
-    for j in range(SIZE):
-      assert f"<mti-{j}>" not in call["vocab"]               # the encoder itself never learns one
+    assert "concepts" not in call["kwargs"]                   # the embedding carries the concept
+    assert call["kwargs"]["prompt_embeddings"] is encodes[k]["embeddings"]
   assert "<mti-0>" not in pipe.text_encoder.tokenizer.get_vocab()
   # Generating with motion 2's concept alone, after everything else ran, gives the same motions.
   call = calls[-1]
-  alone = pipe.generate(call["texts"], call["lengths"], call["key"],
-                        **{**call["kwargs"], "concepts": [concepts[2]]})
-  np.testing.assert_array_equal(alone["features"], call["features"])
+  kwargs = {k: v for k, v in call["kwargs"].items() if k != "prompt_embeddings"}
+  alone = pipe.generate(call["texts"], call["lengths"], call["key"], **kwargs,
+                        concepts=[concepts[2]])
+  np.testing.assert_allclose(alone["features"], call["features"], atol=1e-5)
 
 
 def test_select_subset_is_seeded_and_uniform(mti_setup):
