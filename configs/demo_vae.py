@@ -23,8 +23,10 @@ def demo_models(config):
 
 
 def demo_training(config, num_steps: int, learning_rate: float = 1e-4):
-  config.data.update(builder="deepmimic", dir="", min_len=40, max_len=64, batch_size=8,
-                     eval_split="test", text_cache_dir=None)
+  """Data and schedule of the demo stages: every one of the 15 DeepMimic clips (split 'all', as
+  `lead-jax demo` trains; the 'train' split has 7 clips, fewer than a batch of 8)."""
+  config.data.update(builder="deepmimic", dir="", split="all", min_len=40, max_len=64,
+                     batch_size=8, eval_split="test", text_cache_dir=None)
   config.optimizer.learning_rate = learning_rate
   config.optimizer.grad_clip_norm = 1.0
   config.train.update(num_steps=num_steps, log_every=50, checkpoint_every=num_steps,

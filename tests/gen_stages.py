@@ -144,8 +144,8 @@ def tiny_evaluator_config(data_dir: pathlib.Path):
   batch 4, 16-wide GRUs, 8-d embeddings)."""
   from configs import evaluator_demo  # pylint: disable=import-outside-toplevel
   config = evaluator_demo.get_config()
-  config.data.update(dir=str(data_dir), builder="motion_folder", min_len=16, max_len=32,
-                     batch_size=4, prefetch=0)
+  config.data.update(dir=str(data_dir), builder="motion_folder", split="train", min_len=16,
+                     max_len=32, batch_size=4, prefetch=0)
   config.evaluator.update(movement_hidden=16, movement_out=16, motion_hidden=16,
                           text_hidden=16, output_dim=8)
   return config

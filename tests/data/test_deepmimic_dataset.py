@@ -45,3 +45,19 @@ def test_deepmimic_tfds_builder(deepmimic_root, tmp_path):
   np.testing.assert_array_equal(walk.motion,
                                 layout.load_clip(deepmimic_root, "humanoid3d_walk", 263).motion)
   assert any("walk" in cap.text for cap in walk.captions)
+
+
+@pytest.mark.parametrize("name", ["demo_vae", "demo_denoiser", "demo_lcm", "demo_projector",
+                                  "evaluator_demo"])
+def test_demo_configs_train_on_the_embedded_data_as_they_are(deepmimic_root, encoder, name):
+  """The launch command in each demo config's docstring (`lead-jax train --config=...`, no
+  overrides) finds whole batches in the embedded dataset."""
+  from lead_jax.config_loader import load_config, repo_config
+  config = load_config(str(repo_config(f"{name}.py")))
+  assert config.data.builder == "deepmimic" and config.data.split == "all"
+  with config.unlocked():
+    config.data.dir = str(deepmimic_root)
+  stream = data.make_train_stream(config, encoder, 0, 1)
+  assert stream.steps_per_epoch >= 1
+  batch = next(iter(stream))
+  assert batch["motion"].shape[:2] == (config.data.batch_size, config.data.max_len)
