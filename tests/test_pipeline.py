@@ -273,6 +273,18 @@ def test_bad_prompt_embeddings_raise_input_error(pipe, embeddings, match):
     pipe.generate(["a", "b", "c"], 8, jax.random.key(0), steps=STEPS, prompt_embeddings=embeddings)
 
 
+def test_concepts_belong_to_encode_prompts_not_beside_embeddings(pipe):
+  from lead_jax.text.concepts import Concept
+  enc = pipe.text_encoder
+  concept = Concept("<x>", np.ones(enc.token_dim, np.float32), enc.name, enc.token_dim,
+                    enc.embed_dim, enc.vocab_size)
+  emb = pipe.encode_prompts(["a person <x>"], [concept])
+  assert not np.allclose(emb, pipe.encode_prompts(["a person <x>"]), atol=1e-3)
+  with pytest.raises(InputError, match="concepts belong to encode_prompts"):
+    pipe.generate(["a person <x>"], 8, jax.random.key(0), steps=STEPS, prompt_embeddings=emb,
+                  concepts=[concept])
+
+
 def test_prompt_embedding_table_encodes_each_caption_once(pipe):
   from lead_jax.evaluation import protocol
   table = protocol.PromptEmbeddings(pipe, batch_size=4)

@@ -15,7 +15,7 @@ def add_matmul_dtype_argument(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--matmul-dtype", choices=MATMUL_DTYPES, default="float32",
                       help="precision of the VAE/denoiser/projector matmuls: float32 (MLD's "
                            "numerics) or bfloat16 with float32 accumulation (faster on AMX CPUs, "
-                           "GPUs, TPUs)")
+                           "GPUs, TPUs; slower on AVX2-only CPUs)")
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:

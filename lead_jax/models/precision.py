@@ -9,8 +9,8 @@ accumulates in float32, so precision is chosen by the parameters alone:
 Only the matmul kernels change dtype: biases, LayerNorm scales, position tables and tokens stay
 float32, so LayerNorm, softmax, GELU, residual sums and the sampler's arithmetic run in float32.
 bfloat16 x bfloat16 -> float32 is what GPU tensor cores, TPU MXUs and x86 AMX units execute natively;
-on this repository's 2-core AMX CPU it makes MLD-size sampling ~2x faster (`benchmarks/sampling.py`,
-which also prints the deviation from float32).
+on a 2-core AMX CPU (Xeon) it makes MLD-size sampling ~2x faster, on a 2-core AVX2-only CPU (AMD
+EPYC, no bfloat16 units) ~0.7x, slower (`benchmarks/sampling.py`).
 
 `compiler_options(dtype)` gives per-program XLA options for the generation program. On CPU with
 float32, XLA's YNNPACK library fusions (jaxlib 0.10) fuse LayerNorm + FFN + GELU into library calls
