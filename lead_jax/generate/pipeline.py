@@ -354,7 +354,8 @@ class Pipeline:
         caller batching a long prompt list gets the same motions as one big call).
       concepts: learnt tokens (`lead_jax.text.concepts.Concept`) the prompts may use.
       prompt_embeddings: `[P, E]` the prompts' conditioning embeddings (`encode_prompts`, with the
-        concepts there): the text program is skipped (`texts` still name the motions).
+        concepts there): the text program is skipped (`texts` still name the motions; their
+        `truncated` flags are counted without concepts).
     Returns:
       dict with `features [N, Tmax, D]` (de-normalised), `joints [N, Tmax, J, 3]` (NumPy, zero past
       each length; Tmax = max(lengths)), `mask [N, Tmax]`, `lengths [N]`, `texts` (N strings),
@@ -383,7 +384,7 @@ class Pipeline:
     prompt_pos = np.repeat(np.arange(len(texts)), num_samples)
     sample_idx = np.tile(np.arange(num_samples), len(texts))
     pad = prompts.next_pow2(count) - count
-    prompt_index = np.concatenate([prompt_pos, np.zeros(pad, np.int64)]).astype(np.int32)
+    prompt_index = _padded_index(prompt_pos)
     frame_counts = np.concatenate([np.repeat(lengths, num_samples), np.zeros(pad, np.int64)])
     motions = prompts.pack_motions(frame_counts, self.max_frames)
     motion_ids = np.stack([np.concatenate([ids[prompt_pos], np.zeros(pad, np.int64)]),
@@ -391,9 +392,7 @@ class Pipeline:
     # Host arrays go to the program as NumPy (one transfer each, no eager dispatch); the outputs
     # come back whole and are cut on the host (slicing a device array would compile per shape).
     if prompt_embeddings is None:
-      tokens, truncated = prompts.pack_prompts(self.text_encoder, texts, extra)
-      cond_emb = self.text_program(self.text_encoder.params,
-                                   np.asarray(extra.embeddings, np.float32), tokens, prompt_index)
+      cond_emb, truncated = self._encode(texts, extra, prompt_index)
     else:
       cond_emb = self._check_prompt_embeddings(prompt_embeddings, len(texts))[prompt_index]
       truncated = self.text_encoder.truncated(texts)
@@ -425,12 +424,17 @@ class Pipeline:
     each once."""
     texts = prompts.check_texts(texts)
     extra = as_extra_tokens(list(concepts), self.text_encoder)
-    tokens, _ = prompts.pack_prompts(self.text_encoder, texts, extra)
-    pad = prompts.next_pow2(len(texts)) - len(texts)
-    prompt_index = np.concatenate([np.arange(len(texts)), np.zeros(pad, np.int64)]).astype(np.int32)
+    pooled, _ = self._encode(texts, extra, _padded_index(np.arange(len(texts))))
+    return np.asarray(pooled)[:len(texts)]
+
+  def _encode(self, texts: list[str], extra: Any, prompt_index: np.ndarray
+              ) -> tuple[jax.Array, np.ndarray]:
+    """The text program on `texts` packed: (`[N, E]` pooled embedding of each motion's prompt,
+    `prompt_index [N]`; `[P]` truncation flags)."""
+    tokens, truncated = prompts.pack_prompts(self.text_encoder, texts, extra)
     pooled = self.text_program(self.text_encoder.params, np.asarray(extra.embeddings, np.float32),
                                tokens, prompt_index)
-    return np.asarray(pooled)[:len(texts)]
+    return pooled, truncated
 
   def _check_prompt_embeddings(self, embeddings: Any, count: int) -> np.ndarray:
     """`embeddings` as float32 `[count, E]` (E: the text encoder's), else an `InputError`."""
@@ -454,6 +458,12 @@ class Pipeline:
   def check_lengths(self, lengths: int | Sequence[int], count: int) -> np.ndarray:
     """`[P]` frame counts, each in [1, max_frames] (`InputError` otherwise)."""
     return prompts.check_lengths(lengths, count, self.max_frames)
+
+
+def _padded_index(positions: np.ndarray) -> np.ndarray:
+  """`positions [N]` padded with zeros to a power-of-two length (the bucketed motion batch), int32."""
+  pad = prompts.next_pow2(len(positions)) - len(positions)
+  return np.concatenate([np.asarray(positions, np.int64), np.zeros(pad, np.int64)]).astype(np.int32)
 
 
 def _stat(value: Any, dim: int, name: str) -> np.ndarray:
