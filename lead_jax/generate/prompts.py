@@ -13,9 +13,10 @@ slots, and the transformers' per-token work runs on the packings' compact tokens
 their count rounded up by `packing.compact_size`), only attention in the rows. Motions
 (`pack_motions`): rows of the frame bucket, the row count a multiple of N/8
 (`MOTION_ROW_BUCKETS`): a VAE row costs its attention (~8 ms at 196 frames, full size). Prompts
-(`pack_prompts`): rows of `TOKEN_ROW` (64) tokens, or of the longest prompt's token bucket when
-longer, or of fewer when all the tokens fit in fewer (`token_row_bucket`), the row count a
-multiple of P/4 (`PROMPT_ROW_BUCKETS`): a CLIP row of 64 slots costs ~1 ms of attention, so
+(`pack_prompts`; the rules live in `lead_jax.text.base`, which `TextEncoder.encode` packs by too):
+rows of `TOKEN_ROW` (64) tokens, or of the longest prompt's token bucket when longer, or of fewer
+when all the tokens fit in fewer (`token_row_bucket`), the row count a multiple of P/4
+(`PROMPT_ROW_BUCKETS`): a CLIP row of 64 slots costs ~1 ms of attention, so
 coarse row buckets cost little and keep the text program's shapes few. Random evaluation batches
 run a few programs.
 """
@@ -29,14 +30,11 @@ import numpy as np
 
 from lead_jax.errors import InputError
 from lead_jax.models import packing
-from lead_jax.text.base import ExtraTokens, PackedTokens, TextEncoder, TokenBatch, next_pow2
+from lead_jax.text.base import (PROMPT_ROW_BUCKETS, ExtraTokens, PackedTokens, TextEncoder,
+                                TokenBatch, next_pow2, token_bucket, token_row_bucket)
 
 MIN_FRAME_BUCKET = 16
 FRAME_STEP = 32     # frame buckets above 64 frames: multiples of this
-MIN_TOKEN_BUCKET = 16
-TOKEN_STEP = 8      # token-length buckets: multiples of this
-TOKEN_ROW = 64      # packed prompts: tokens per row (unless the longest prompt is longer)
-PROMPT_ROW_BUCKETS = 4  # packed prompts: the row count is a multiple of P / this
 MOTION_ROW_BUCKETS = 8   # packed motions: the row count is a multiple of N / this
 
 
@@ -94,12 +92,6 @@ def frame_bucket(longest: int, max_frames: int) -> int:
   return int(min(bucket, max_frames))
 
 
-def token_bucket(longest: int, max_length: int) -> int:
-  """Token length the text encoder runs at: the multiple of 8 >= `longest` (at least 16), at most
-  `max_length` (the encoder's context)."""
-  return int(min(max(-(-int(longest) // TOKEN_STEP) * TOKEN_STEP, MIN_TOKEN_BUCKET), max_length))
-
-
 def tokenize_prompts(encoder: TextEncoder, texts: list[str], extra: ExtraTokens
                      ) -> tuple[TokenBatch, np.ndarray]:
   """Tokens of `texts` padded to a power-of-two batch (repeating row 0) and trimmed to a bucketed
@@ -118,13 +110,6 @@ def tokenize_prompts(encoder: TextEncoder, texts: list[str], extra: ExtraTokens
   rep = lambda a: np.concatenate([a, np.repeat(a[:1], pad, axis=0)])
   return TokenBatch(ids=rep(batch.ids), attention_mask=rep(batch.attention_mask),
                     eos_index=rep(batch.eos_index)), truncated
-
-
-def token_row_bucket(lengths: np.ndarray, max_length: int) -> int:
-  """Tokens per row of packed prompts of `lengths` tokens: `TOKEN_ROW`, or the longest prompt's
-  `token_bucket` when longer, or the multiple of 8 (>= 16) holding all the tokens when smaller."""
-  everything = max(-(-int(np.sum(lengths)) // TOKEN_STEP) * TOKEN_STEP, MIN_TOKEN_BUCKET)
-  return max(token_bucket(int(np.max(lengths)), max_length), min(everything, TOKEN_ROW))
 
 
 def pack_prompts(encoder: TextEncoder, texts: list[str], extra: ExtraTokens

@@ -154,6 +154,25 @@ def _bucket(length: int, max_length: int, smallest: int = 16) -> int:
   return min(next_pow2(length, smallest), max_length)
 
 
+MIN_TOKEN_BUCKET = 16
+TOKEN_STEP = 8      # token-length buckets: multiples of this
+TOKEN_ROW = 64      # packed prompts: tokens per row (unless the longest prompt is longer)
+PROMPT_ROW_BUCKETS = 4  # packed prompts: the row count is a multiple of P / this
+
+
+def token_bucket(longest: int, max_length: int) -> int:
+  """Token length the text encoder runs at: the multiple of 8 >= `longest` (at least 16), at most
+  `max_length` (the encoder's context)."""
+  return int(min(max(-(-int(longest) // TOKEN_STEP) * TOKEN_STEP, MIN_TOKEN_BUCKET), max_length))
+
+
+def token_row_bucket(lengths: np.ndarray, max_length: int) -> int:
+  """Tokens per row of packed prompts of `lengths` tokens: `TOKEN_ROW`, or the longest prompt's
+  `token_bucket` when longer, or the multiple of 8 (>= 16) holding all the tokens when smaller."""
+  everything = max(-(-int(np.sum(lengths)) // TOKEN_STEP) * TOKEN_STEP, MIN_TOKEN_BUCKET)
+  return max(token_bucket(int(np.max(lengths)), max_length), min(everything, TOKEN_ROW))
+
+
 class TextEncoder:
   """A frozen text encoder: Flax module + parameters + tokenizer.
 
@@ -185,6 +204,7 @@ class TextEncoder:
           f"{self._vocab_size} rows; placeholder tokens are `ExtraTokens` passed to tokenize/encode")
     self._tokenizers: dict[tuple[str, ...], Any] = {(): tokenizer}  # memo per placeholder set
     self._jit_forward = jax.jit(self._forward)
+    self._jit_packed_forward = jax.jit(self._packed_forward)
 
   # -- properties -------------------------------------------------------------------------------
   @property
@@ -358,6 +378,11 @@ class TextEncoder:
     embeddings = self.embed_tokens(params, batch.ids, extra_embeddings)
     return self.encode_embeddings(params, embeddings, batch)[0]
 
+  def _packed_forward(self, params: dict[str, Any], extra_embeddings: jax.Array,
+                      packed: PackedTokens) -> jax.Array:
+    return self.encode_packed(params, self.embed_tokens(params, packed.ids, extra_embeddings),
+                              packed)
+
   def trim(self, batch: TokenBatch) -> TokenBatch:
     """`batch` `[B, L]` cut to `[B, L']`, L' its longest row rounded up to a power of two >= 16
     (at most `max_length`), when `trim_padding`; else `batch` itself. The result is the same:
@@ -369,18 +394,35 @@ class TextEncoder:
                       eos_index=batch.eos_index)
 
   def encode(self, texts: Sequence[str], extra: ExtraTokens | None = None,
-             batch_size: int = 64) -> np.ndarray:
-    """Pooled features `[B, E]` float32 of `texts` (jitted; run in batches of `batch_size`)."""
+             batch_size: int = 64, packed: bool | None = None) -> np.ndarray:
+    """Pooled features `[B, E]` float32 of `texts`, jitted, `batch_size` prompts per call.
+
+    Packed (the default when the encoder allows it, `trim_padding`): the prompts are taken in the
+    order of their tokens, so a call's prompts share leading tokens and have like lengths; each
+    call packs them (`pack_tokens`, rows of `token_row_bucket` slots, the row count a multiple of
+    `batch_size / PROMPT_ROW_BUCKETS`) and the tower computes their real tokens only (a caption
+    cache of ~15-token captions does ~5x less work than at 77 padded tokens). The features equal
+    the padded forward's up to float reassociation. `packed=False` runs every call padded to the
+    longest prompt's power-of-two bucket (`trim`), the reference path.
+    """
     texts = _check_texts(texts, self._name)
     if not texts:
       return np.zeros((0, self._embed_dim), np.float32)
+    if packed and not self.trim_padding:
+      raise ConfigError(f"{self._name}: padding may change the pooled feature; prompts cannot be "
+                        "packed (encode with packed=False)")
     extra = self._extra(extra)
     batch = self.tokenize(texts, extra)
     self.check_ids(batch.ids, extra)
-    batch = self.trim(batch)
     chunk = _bucket(min(len(texts), batch_size), batch_size, smallest=1)
+    if packed is False or not self.trim_padding:
+      return self._encode_padded(self.trim(batch), extra, chunk)
+    return self._encode_packed(batch, extra, chunk)
+
+  def _encode_padded(self, batch: TokenBatch, extra: ExtraTokens, chunk: int) -> np.ndarray:
+    """`encode` of a tokenised batch in calls of `chunk` rows (the last padded by repeating)."""
     outputs = []
-    for start in range(0, len(texts), chunk):
+    for start in range(0, batch.ids.shape[0], chunk):
       part = jax.tree.map(lambda x: x[start:start + chunk], batch)
       count = part.ids.shape[0]
       if count < chunk:  # pad the last chunk so every call has the same shape
@@ -388,6 +430,22 @@ class TextEncoder:
       pooled = self._jit_forward(self.params, extra.embeddings, part)
       outputs.append(np.asarray(pooled[:count], np.float32))
     return np.concatenate(outputs, axis=0)
+
+  def _encode_packed(self, batch: TokenBatch, extra: ExtraTokens, chunk: int) -> np.ndarray:
+    """`encode` of a tokenised batch, packed: prompts in token order, `chunk` per call (the last
+    call's missing prompts are padding prompts of no tokens)."""
+    lengths = self.token_lengths(batch)
+    ids = np.asarray(batch.ids)
+    order = np.asarray(sorted(range(len(lengths)), key=lambda i: (ids[i, :lengths[i]].tolist(), i)))
+    out = np.empty((len(order), self._embed_dim), np.float32)
+    for start in range(0, len(order), chunk):
+      rows = order[start:start + chunk]
+      part = jax.tree.map(lambda x: np.asarray(x)[rows], batch)
+      tokens = self.pack_tokens(part, token_row_bucket(lengths[rows], ids.shape[1]), chunk,
+                                PROMPT_ROW_BUCKETS)
+      pooled = self._jit_packed_forward(self.params, extra.embeddings, tokens)
+      out[rows] = np.asarray(pooled[:len(rows)], np.float32)
+    return out
 
   def check_ids(self, ids: np.ndarray, extra: ExtraTokens | None = None) -> None:
     """Raises `InputError` when an id falls outside the table (pretrained rows + `extra`)."""

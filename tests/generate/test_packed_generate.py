@@ -10,6 +10,7 @@ from gen_stages import WORDS, write_tiny_bert, write_tiny_clip, write_tiny_stage
 from lead_jax.diffusion import motion_keys
 from lead_jax.generate import Pipeline, prompts, synthesis
 from lead_jax.models.motion_vae import first_block_table
+from lead_jax.text.base import token_row_bucket
 from lead_jax.text.concepts import Concept, as_extra_tokens
 
 pytest.importorskip("torch")
@@ -122,10 +123,10 @@ def test_random_evaluation_batches_compile_few_programs(pipe):
 
 def test_row_rules():
   # Tokens per row: 64, or fewer when everything fits, or the longest prompt's bucket.
-  assert prompts.token_row_bucket(np.array([5, 9]), 77) == 16
-  assert prompts.token_row_bucket(np.array([12] * 4), 77) == 48
-  assert prompts.token_row_bucket(np.array([14] * 32), 77) == 64
-  assert prompts.token_row_bucket(np.array([14] * 31 + [70]), 77) == 72
+  assert token_row_bucket(np.array([5, 9]), 77) == 16
+  assert token_row_bucket(np.array([12] * 4), 77) == 48
+  assert token_row_bucket(np.array([14] * 32), 77) == 64
+  assert token_row_bucket(np.array([14] * 31 + [70]), 77) == 72
   # Motions: rows of the frame bucket, the row count a multiple of N/8.
   motions = prompts.pack_motions(np.array([196] * 3 + [90] * 2 + [0] * 27), 196)
   assert motions.shape == (4, 196) and motions.item_row[:5].tolist() == [0, 1, 2, 3, 3]

@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from lead_jax.errors import InputError
+from lead_jax.errors import ConfigError, InputError
 from lead_jax.text import load_text_encoder
 from lead_jax.text.base import PackedTokens, TokenBatch
 
@@ -128,3 +128,47 @@ def test_clip_prompts_share_prefixes(tiny_clip):
   assert (tree.segment_ids >= 0).sum() == len(distinct) < lengths.sum()
   np.testing.assert_allclose(got[:len(prompts)], want, atol=1e-5, rtol=0)
   np.testing.assert_array_equal(got[0], got[4])
+
+
+@pytest.mark.parametrize("kind", ["clip", "minilm"])
+def test_encode_packs_in_token_order(kind, tiny_clip, tiny_bert, monkeypatch):
+  """`encode` packs by default: prompts in token order, `batch_size` per call, each call's real
+  tokens only; the features are the padded path's, in the caller's order."""
+  directory = (tiny_clip if kind == "clip" else tiny_bert)[0]
+  encoder = load_text_encoder(kind, directory, **({} if kind == "clip" else {"max_length": 16}))
+  extra = _with_placeholder(encoder)
+  prompts = PROMPTS + ["a person walks back", "someone walks", "a person runs"]  # 10, one repeat
+  want = encoder.encode(prompts, extra, packed=False)
+  _, unpacked = _unpacked(encoder, prompts, extra)
+  np.testing.assert_allclose(want, unpacked, atol=1e-5, rtol=0)
+  calls = []
+  forward = encoder._jit_packed_forward
+  monkeypatch.setattr(encoder, "_jit_packed_forward",
+                      lambda p, rows, tokens: calls.append(tokens) or forward(p, rows, tokens))
+  got = encoder.encode(prompts, extra, batch_size=4)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+  np.testing.assert_allclose(got[3], got[8], atol=1e-6, rtol=0)  # the repeated prompt
+  assert len(calls) == 3  # 4 + 4 + 2 prompts (and 2 padding prompts of no tokens)
+  batch = encoder.tokenize(prompts, extra)
+  lengths = encoder.token_lengths(batch)
+  order = sorted(range(len(prompts)), key=lambda i: (batch.ids[i, :lengths[i]].tolist(), i))
+  for k, tokens in enumerate(calls):
+    taken = order[4 * k:4 * k + 4]
+    assert tokens.packing.num_items == 4
+    np.testing.assert_array_equal(tokens.packing.item_length[:len(taken)], lengths[taken])
+    np.testing.assert_array_equal(tokens.packing.item_length[len(taken):], 0)
+    assert (tokens.packing.segment_ids >= 0).sum() <= lengths[taken].sum()  # real tokens only
+  # Permuting the prompts permutes the features.
+  perm = np.random.default_rng(1).permutation(len(prompts))
+  np.testing.assert_allclose(encoder.encode([prompts[i] for i in perm], extra, batch_size=4),
+                             got[perm], atol=1e-6, rtol=0)
+
+
+def test_encode_padded_when_padding_matters(tiny_bert, monkeypatch):
+  encoder = load_text_encoder("minilm", tiny_bert[0], max_length=16)
+  want = encoder.encode(["a person walks", "the man"], packed=False)
+  monkeypatch.setattr(encoder, "trim_padding", False)
+  monkeypatch.setattr(encoder, "_jit_packed_forward", None)  # never called
+  np.testing.assert_allclose(encoder.encode(["a person walks", "the man"]), want, atol=1e-6)
+  with pytest.raises(ConfigError, match="cannot be packed"):
+    encoder.encode(["a person walks"], packed=True)
