@@ -45,6 +45,17 @@ WORDS = ("walks forward turns around and back slowly quickly jumps up down twice
          "again before after moves body forward leans shakes nods spins jumping jacks").split()
 
 
+def torch_mean_pool(model, tokenizer, texts: list[str]):
+  """sentence-transformers' MiniLM feature in torch (the baseline): masked mean, L2-normalised,
+  padded to the batch's longest text."""
+  import torch  # pylint: disable=import-outside-toplevel
+  batch = tokenizer(texts, padding=True, return_tensors="pt")
+  with torch.no_grad():
+    h = model(**batch).last_hidden_state
+  w = batch["attention_mask"][..., None].float()
+  return torch.nn.functional.normalize((h * w).sum(1) / w.sum(1), dim=-1)
+
+
 def random_captions(count: int, seed: int = 0) -> list[str]:
   """`count` distinct HumanML3D-like captions: a subject and 4-38 motion words (~12 on average)."""
   rng = np.random.default_rng(seed)
@@ -72,11 +83,7 @@ def caption_cache(count: int) -> None:
 
   def torch_minilm():
     for start in range(0, count, 64):
-      batch = minilm_enc.tokenizer(captions[start:start + 64], padding=True, return_tensors="pt")
-      with torch.no_grad():
-        h = bert(**batch).last_hidden_state
-      w = batch["attention_mask"][..., None].float()
-      torch.nn.functional.normalize((h * w).sum(1) / w.sum(1), dim=-1)
+      torch_mean_pool(bert, minilm_enc.tokenizer, captions[start:start + 64])
   with tempfile.TemporaryDirectory() as tmp:
     clip_torch, tokenizer = write_clip_l(pathlib.Path(tmp))
     clip_enc = load_text_encoder("clip", pathlib.Path(tmp))
@@ -133,14 +140,8 @@ def main() -> None:
 
   encoder = load_text_encoder("minilm")
   model = transformers.BertModel.from_pretrained(str(minilm.minilm_package_dir())).eval()
-  def torch_minilm():
-    batch = encoder.tokenizer(prompts, padding=True, return_tensors="pt")
-    with torch.no_grad():
-      h = model(**batch).last_hidden_state
-    w = batch["attention_mask"][..., None].float()
-    return torch.nn.functional.normalize((h * w).sum(1) / w.sum(1), dim=-1)
   rows.append(("minilm", _time(lambda: encoder.encode(prompts), args.repeats),
-               _time(torch_minilm, args.repeats)))
+               _time(lambda: torch_mean_pool(model, encoder.tokenizer, prompts), args.repeats)))
 
   config = clip.CLIPTextConfig()
   module = clip.CLIPTextTransformer(config)
