@@ -307,8 +307,7 @@ def profile(pipe: Pipeline, texts: list[str], lengths: list[int], repeats: int,
   frame_rows, frames = motions.shape
   first_block = pipe.first_block
   options = precision.compiler_options(pipe.matmul_dtype)  # as the generation program's
-  text_fn = jax.jit(lambda p, tok: enc.encode_packed(p, enc.embed_tokens(p, tok.ids), tok),
-                    compiler_options=options)
+  text_fn = jax.jit(enc.encode_packed_ids, compiler_options=options)
   pooled = text_fn(enc.params, tokens)
   keys = motion_keys(jax.random.key(0), np.arange(n), np.zeros(n, int))
   state = pipe.scheduler_state("lcm", steps)

@@ -304,10 +304,8 @@ class Pipeline:
     """The jitted text program: the P prompts packed in rows `[R_text, L]` (`text_params`, the
     encoder's parameters; `extra_rows [K, D]`, placeholder rows) -> float32 conditioning `[N, E]`
     of the N motions (`prompt_index [N]`, each motion's prompt)."""
-    enc = self.text_encoder
-    embeddings = enc.embed_tokens(text_params, tokens.ids, extra_rows)
-    pooled = enc.encode_packed(text_params, embeddings, tokens).astype(jnp.float32)
-    return pooled[prompt_index]
+    pooled = self.text_encoder.encode_packed_ids(text_params, tokens, extra_rows)
+    return pooled.astype(jnp.float32)[prompt_index]
 
   def _motion_program(self, params: Mapping[str, Any], cond_emb: jax.Array, uncond_emb: jax.Array,
                       motions: packing.Packing, key: jax.Array, motion_ids: jax.Array,

@@ -15,6 +15,7 @@ tower computes no padding; the pooled features are `encode_embeddings`' up to fl
   packed = encoder.pack_tokens(batch, capacity=24)              # PackedTokens, host side
   emb = encoder.embed_tokens(params, packed.ids, extra)         # [R, C, D]
   pooled = encoder.encode_packed(params, emb, packed)           # [P, E]
+  pooled = encoder.encode_packed_ids(params, packed, extra)     # the same, in one call
 
 A causal encoder (CLIP, `shares_prefixes`) packs prompts as prefix trees
 (`packing.pack_prefix_tree`): prompts that begin alike ("a person ...") compute their common
@@ -204,7 +205,7 @@ class TextEncoder:
           f"{self._vocab_size} rows; placeholder tokens are `ExtraTokens` passed to tokenize/encode")
     self._tokenizers: dict[tuple[str, ...], Any] = {(): tokenizer}  # memo per placeholder set
     self._jit_forward = jax.jit(self._forward)
-    self._jit_packed_forward = jax.jit(self._packed_forward)
+    self._jit_packed_forward = jax.jit(self.encode_packed_ids)
 
   # -- properties -------------------------------------------------------------------------------
   @property
@@ -378,8 +379,10 @@ class TextEncoder:
     embeddings = self.embed_tokens(params, batch.ids, extra_embeddings)
     return self.encode_embeddings(params, embeddings, batch)[0]
 
-  def _packed_forward(self, params: dict[str, Any], extra_embeddings: jax.Array,
-                      packed: PackedTokens) -> jax.Array:
+  def encode_packed_ids(self, params: dict[str, Any], packed: PackedTokens,
+                        extra_embeddings: jax.Array | None = None) -> jax.Array:
+    """Pooled `[P, E]` of packed prompts from their ids: `embed_tokens` (placeholder rows
+    `extra_embeddings [K, D]`), then `encode_packed`. Pure and jittable."""
     return self.encode_packed(params, self.embed_tokens(params, packed.ids, extra_embeddings),
                               packed)
 
@@ -401,7 +404,8 @@ class TextEncoder:
     order of their tokens, so a call's prompts share leading tokens and have like lengths; each
     call packs them (`pack_tokens`, rows of `token_row_bucket` slots, the row count a multiple of
     `batch_size / PROMPT_ROW_BUCKETS`) and the tower computes their real tokens only (a caption
-    cache of ~15-token captions does ~5x less work than at 77 padded tokens). The features equal
+    cache of 512 ~17-token captions encodes 4.5x faster with CLIP-L than padded to 64 tokens,
+    `benchmarks/text_encoders.py --captions`). The features equal
     the padded forward's up to float reassociation. `packed=False` runs every call padded to the
     longest prompt's power-of-two bucket (`trim`), the reference path.
     """
@@ -443,7 +447,7 @@ class TextEncoder:
       part = jax.tree.map(lambda x: np.asarray(x)[rows], batch)
       tokens = self.pack_tokens(part, token_row_bucket(lengths[rows], ids.shape[1]), chunk,
                                 PROMPT_ROW_BUCKETS)
-      pooled = self._jit_packed_forward(self.params, extra.embeddings, tokens)
+      pooled = self._jit_packed_forward(self.params, tokens, extra.embeddings)
       out[rows] = np.asarray(pooled[:len(rows)], np.float32)
     return out
 

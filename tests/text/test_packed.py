@@ -22,9 +22,8 @@ def _unpacked(encoder, prompts, extra):
 def _packed(encoder, batch, extra, capacity, num_prompts=None):
   packed = encoder.pack_tokens(batch, capacity, num_prompts)
   assert isinstance(packed, PackedTokens)
-  fn = jax.jit(lambda p, rows, tokens: encoder.encode_packed(
-      p, encoder.embed_tokens(p, tokens.ids, rows), tokens))
-  return packed, np.asarray(fn(encoder.params, extra.embeddings, packed))
+  fn = jax.jit(encoder.encode_packed_ids)
+  return packed, np.asarray(fn(encoder.params, packed, extra.embeddings))
 
 
 def _with_placeholder(encoder):
@@ -144,7 +143,7 @@ def test_encode_packs_in_token_order(kind, tiny_clip, tiny_bert, monkeypatch):
   calls = []
   forward = encoder._jit_packed_forward
   monkeypatch.setattr(encoder, "_jit_packed_forward",
-                      lambda p, rows, tokens: calls.append(tokens) or forward(p, rows, tokens))
+                      lambda p, tokens, rows: calls.append(tokens) or forward(p, tokens, rows))
   got = encoder.encode(prompts, extra, batch_size=4)
   np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
   np.testing.assert_allclose(got[3], got[8], atol=1e-6, rtol=0)  # the repeated prompt
